@@ -1,0 +1,3 @@
+from horeca.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""The `horeca` command line.
+
+Global options come first (`horeca --db my.db run --region brussels`). Each component
+adds its commands from its own `commands.py`, so this file stays a table of contents of
+the pipeline, in the order data flows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from horeca import __version__
+from horeca.context import ENV_ANALYST, ENV_PURPOSE, AppContext, DEFAULT_PURPOSE
+from horeca.errors import UserError
+from horeca.store import ENV_DB, resolve_db_path
+
+
+class UserFacingError(click.ClickException):
+    """Printed as one line on stderr, no traceback, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # type: ignore[override]
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class HorecaGroup(TyperGroup):
+    """Turns user mistakes raised anywhere below into one clear line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # keep pipeline order, not alphabetical
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            raise UserFacingError(err.render()) from None
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise UserFacingError(
+                    "the database is locked by another process (fix: wait for the other "
+                    "horeca command to finish, then retry)") from None
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted: what was written is kept; run the same command again "
+                       "to resume", err=True)
+            raise SystemExit(130) from None
+
+
+app = typer.Typer(
+    cls=HorecaGroup,
+    name="horeca",
+    help=(
+        "Find HoReCa businesses visible online but missing from, or inconsistent with, "
+        "the enterprise register.\n\n"
+        "Pipeline: sources (legal gate) -> crawl -> register import -> geocode -> key -> "
+        "export.\n\n"
+        "Try it offline on the bundled Brussels demo:  horeca demo"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"horeca {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Path = typer.Option(
+        None, "--db", envvar=ENV_DB, show_default="horeca.db",
+        help="SQLite database holding every step's data.", metavar="PATH"),
+    analyst: str = typer.Option(
+        None, "--analyst", envvar=ENV_ANALYST,
+        help="Your name for the audit log (default: your OS user)."),
+    purpose: str = typer.Option(
+        DEFAULT_PURPOSE, "--purpose", envvar=ENV_PURPOSE,
+        help="Why you run this; recorded in the audit log."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
+    ctx.obj = AppContext(db_path=resolve_db_path(db), analyst=analyst, purpose=purpose)
+
+
+def _register_components() -> None:
+    # Order = data flow; each module adds its commands (and sub-groups) to `app`.
+    from horeca.exports import commands as exports_cmds
+    from horeca.geocode import commands as geocode_cmds
+    from horeca.keying import commands as keying_cmds
+    from horeca.legal_gate import commands as gate_cmds
+    from horeca.pipeline import commands as pipeline_cmds
+    from horeca.register import commands as register_cmds
+    from horeca.spiders import commands as spider_cmds
+
+    for module in (pipeline_cmds, gate_cmds, spider_cmds, register_cmds, geocode_cmds,
+                   keying_cmds, exports_cmds):
+        module.register(app)
+
+
+_register_components()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Append-only, tamper-evident audit log.
+
+Each entry stores the SHA-256 of its own canonical content together with the hash of the
+entry before it, so editing or deleting any entry breaks the chain from that point on;
+`verify` finds the first break. Triggers in the schema also refuse UPDATE and DELETE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from horeca.store.runs import now_iso, os_user
+
+GENESIS = "0" * 64
+ACTIONS = frozenset({
+    "crawl", "crawl_refused", "import", "register_import", "geocode", "key", "export",
+    "reveal", "approve", "suspend", "purge", "review_import", "listings_import",
+})
+_FIELDS = ("ts", "actor", "action", "source", "target", "rows", "purpose", "details")
+
+
+def _entry_hash(prev_hash: str, entry: dict[str, Any]) -> str:
+    canonical = json.dumps([prev_hash, *[entry.get(f) for f in _FIELDS]], sort_keys=True,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def record(db: sqlite_utils.Database, action: str, *, actor: str | None = None,
+           source: str | None = None, target: str | None = None, rows: int | None = None,
+           purpose: str | None = None, details: dict[str, Any] | None = None) -> int:
+    """Append one entry and return its id. Runs inside the caller's transaction if any."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    entry = {
+        "ts": now_iso(), "actor": actor or os_user(), "action": action, "source": source,
+        "target": target, "rows": rows, "purpose": purpose,
+        "details": json.dumps(details or {}, sort_keys=True, default=str),
+    }
+    with db.conn:
+        last = db.conn.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+        prev = last[0] if last else GENESIS
+        cur = db.conn.execute(
+            "INSERT INTO audit_log (ts, actor, action, source, target, rows, purpose, details,"
+            " prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (*[entry[f] for f in _FIELDS], prev, _entry_hash(prev, entry)),
+        )
+    return int(cur.lastrowid)
+
+
+@dataclass(frozen=True)
+class Break:
+    entry_id: int
+    problem: str
+
+
+def verify(db: sqlite_utils.Database) -> Break | None:
+    """Walk the chain; return the first entry that was edited, deleted or inserted, or None."""
+    prev = GENESIS
+    expected_id: int | None = None
+    for row in db.query("SELECT * FROM audit_log ORDER BY id"):
+        if expected_id is not None and row["id"] != expected_id:
+            return Break(expected_id, f"entries {expected_id}..{row['id'] - 1} are missing")
+        if row["prev_hash"] != prev:
+            return Break(row["id"], "the entry before it was changed or removed")
+        if _entry_hash(prev, row) != row["hash"]:
+            return Break(row["id"], "its content was changed after it was written")
+        prev = row["hash"]
+        expected_id = row["id"] + 1
+    return None

@@ -1,0 +1,1 @@
+"""Orchestration: `horeca run` and `horeca demo` chain the stages in data-flow order."""

@@ -1,0 +1,109 @@
+"""Opening the database: path resolution, connection set-up, clear errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from horeca.errors import UserError
+from horeca.store.schema import SCHEMA_VERSION, migrate
+
+DEFAULT_DB = "horeca.db"
+ENV_DB = "HORECA_DB"
+BUSY_TIMEOUT_S = 5.0
+
+
+class SavepointConnection(sqlite3.Connection):
+    """A connection whose `with conn:` blocks nest as savepoints.
+
+    sqlite-utils wraps each write in `with db.conn:`; with the stock connection, leaving
+    that block commits everything so far, which would break an outer transaction. Here
+    the outermost block is the transaction and inner blocks are savepoints that roll back
+    on their own error.
+    """
+
+    _depth: int
+
+    def __enter__(self) -> SavepointConnection:  # type: ignore[override]
+        depth = getattr(self, "_depth", 0)
+        self.execute(f"SAVEPOINT horeca_sp{depth}")
+        self._depth = depth + 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[override]
+        self._depth -= 1
+        name = f"horeca_sp{self._depth}"
+        if exc_type is None:
+            self.execute(f"RELEASE {name}")
+        else:
+            self.execute(f"ROLLBACK TO {name}")
+            self.execute(f"RELEASE {name}")
+        return False
+
+
+def resolve_db_path(db: str | Path | None = None) -> Path:
+    """`--db` wins, then $HORECA_DB, then ./horeca.db."""
+    return Path(db or os.environ.get(ENV_DB) or DEFAULT_DB)
+
+
+def _is_locked(err: sqlite3.OperationalError) -> bool:
+    return "locked" in str(err) or "busy" in str(err)
+
+
+def open_db(db: str | Path | None = None, *, create: bool = True) -> sqlite_utils.Database:
+    """Open (and if needed create and migrate) the store.
+
+    Raises `UserError` for a missing directory, an unwritable path, a database written by
+    a newer horeca, a file that is not a database, or a database locked by another process.
+    """
+    path = resolve_db_path(db)
+    if not path.parent.exists():
+        raise UserError("the folder for the database does not exist", path=path,
+                        fix=f"create {path.parent} or pass --db with another path")
+    if not path.exists() and not create:
+        raise UserError("no database here yet", path=path,
+                        fix="run a step that creates it (e.g. `horeca register import`) or pass --db")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError("the database is not writable", path=path,
+                        fix="change its permissions or pass --db with another path")
+    if not path.exists() and not os.access(path.parent, os.W_OK):
+        raise UserError("cannot create the database: the folder is not writable", path=path,
+                        fix="pass --db with a writable path")
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               factory=SavepointConnection, check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys = ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise UserError(
+                f"the database has schema version {version}, newer than this horeca "
+                f"understands ({SCHEMA_VERSION})", path=path,
+                fix="upgrade horeca, or use another --db")
+        db_ = sqlite_utils.Database(conn)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if version < SCHEMA_VERSION:
+            migrate(db_, version)
+        return db_
+    except sqlite3.DatabaseError as err:
+        if isinstance(err, sqlite3.OperationalError) and _is_locked(err):
+            raise UserError("the database is locked by another process", path=path,
+                            fix="wait for the other horeca command to finish, then retry") from None
+        if "not a database" in str(err) or "malformed" in str(err):
+            raise UserError("this file is not a horeca SQLite database", path=path,
+                            fix="pass --db with another path") from None
+        raise
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """All writes inside commit together or not at all; nested blocks are savepoints."""
+    with db.conn:
+        yield db

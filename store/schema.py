@@ -1,0 +1,273 @@
+"""The one place that owns the database schema.
+
+The schema version lives in `PRAGMA user_version`. `MIGRATIONS[i]` takes a database from
+version i to i + 1; `migrate` applies what is missing inside one transaction. Add a new
+function at the end of the list to change the schema; never edit one that has shipped.
+
+Tables and natural keys (what makes a re-run update rather than duplicate):
+
+| table              | natural key                  | written by                      |
+|--------------------|------------------------------|---------------------------------|
+| runs               | id (one row per command)     | every CLI command               |
+| sources            | name                         | legal_gate (mirror of config)   |
+| listings           | id = "<source>:<source_id>"  | spiders, listings import        |
+| crawl_reports      | (run_id, source)             | spiders                         |
+| register_snapshots | id; one `active` per region  | register import                 |
+| register_units     | (snapshot_id, unit_id)       | register import                 |
+| geocodes           | key (normalised query)       | geocode (the cache)             |
+| entity_geocodes    | (entity_kind, entity_id)     | geocode                         |
+| places             | id                           | keying (consolidated listings)  |
+| keying_results     | place_id                     | keying                          |
+| verdicts           | (place_id, reviewer, reviewed_at) | review import              |
+| audit_log          | id (append-only, hash chain) | legal_gate.audit                |
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _execute_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run statements one by one: `executescript` would COMMIT the migration transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {statement!r}")
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            args TEXT,                 -- JSON of the command's options
+            os_user TEXT,
+            analyst TEXT,
+            purpose TEXT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,      -- running | ok | failed | interrupted
+            counts TEXT,               -- JSON
+            error TEXT
+        );
+
+        CREATE TABLE sources (
+            name TEXT PRIMARY KEY,
+            spider TEXT,
+            status TEXT,
+            reviewer TEXT,
+            reviewed_on TEXT,
+            terms_sha256 TEXT,
+            retention_days INTEGER,
+            updated_at TEXT
+        );
+
+        CREATE TABLE listings (
+            id TEXT PRIMARY KEY,       -- "<source>:<source_id>"
+            source TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            url TEXT,
+            name TEXT,
+            alt_names TEXT,            -- JSON list
+            address_raw TEXT,
+            street TEXT,
+            house_number TEXT,
+            box TEXT,
+            postcode TEXT,
+            locality TEXT,
+            country TEXT,
+            phone_raw TEXT,
+            phone TEXT,                -- E.164
+            website TEXT,
+            lat REAL,
+            lon REAL,
+            category TEXT,
+            review_count INTEGER,
+            rating REAL,
+            price_range TEXT,
+            rooms INTEGER,
+            opening_hours TEXT,
+            legal_name TEXT,
+            vat TEXT,                  -- enterprise number, 10 digits
+            natural_person INTEGER NOT NULL DEFAULT 0,
+            region TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            last_run_id INTEGER,
+            UNIQUE (source, source_id)
+        );
+        CREATE INDEX listings_postcode ON listings (postcode);
+        CREATE INDEX listings_phone ON listings (phone);
+        CREATE INDEX listings_last_seen ON listings (source, last_seen);
+
+        CREATE TABLE crawl_reports (
+            run_id INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            stats TEXT NOT NULL,       -- JSON: pages, items, kept, dropped by reason, coverage, errors
+            flagged TEXT,              -- why the crawl looks broken, or NULL
+            PRIMARY KEY (run_id, source)
+        );
+
+        CREATE TABLE register_snapshots (
+            id INTEGER PRIMARY KEY,
+            region TEXT NOT NULL,
+            format TEXT NOT NULL,      -- kbo | csv
+            source_path TEXT,
+            snapshot_date TEXT,
+            extract_number TEXT,
+            imported_at TEXT NOT NULL,
+            run_id INTEGER,
+            status TEXT NOT NULL,      -- building | active | superseded | failed
+            counts TEXT                -- JSON
+        );
+        CREATE INDEX register_snapshots_region ON register_snapshots (region, status);
+
+        CREATE TABLE register_units (
+            snapshot_id INTEGER NOT NULL REFERENCES register_snapshots (id) ON DELETE CASCADE,
+            unit_id TEXT NOT NULL,     -- establishment number, or enterprise number (seat only)
+            enterprise_number TEXT,
+            establishment_number TEXT,
+            names TEXT,                -- JSON [{name, type, lang, level}]
+            street_fr TEXT,
+            street_nl TEXT,
+            house_number TEXT,
+            box TEXT,
+            postcode TEXT,
+            municipality_fr TEXT,
+            municipality_nl TEXT,
+            address_extra TEXT,
+            seat_street_fr TEXT,
+            seat_street_nl TEXT,
+            seat_house_number TEXT,
+            seat_box TEXT,
+            seat_postcode TEXT,
+            seat_municipality_fr TEXT,
+            seat_municipality_nl TEXT,
+            phones TEXT,               -- JSON list of E.164
+            websites TEXT,             -- JSON list
+            emails TEXT,               -- JSON list
+            nace TEXT,                 -- JSON [{code, version, classification}]
+            horeca INTEGER NOT NULL DEFAULT 0,
+            juridical_form TEXT,
+            natural_person INTEGER NOT NULL DEFAULT 0,
+            start_date TEXT,
+            lat REAL,
+            lon REAL,
+            declared_workers REAL,
+            declared_turnover REAL,
+            PRIMARY KEY (snapshot_id, unit_id)
+        );
+        CREATE INDEX register_units_postcode ON register_units (snapshot_id, postcode);
+
+        CREATE TABLE geocodes (
+            key TEXT PRIMARY KEY,      -- provider + normalised query
+            provider TEXT NOT NULL,
+            query TEXT NOT NULL,
+            lat REAL,
+            lon REAL,
+            precision TEXT,            -- house_number | street | postcode | locality
+            status TEXT NOT NULL,      -- ok | not_found | error
+            error TEXT,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE entity_geocodes (
+            entity_kind TEXT NOT NULL, -- listing | unit
+            entity_id TEXT NOT NULL,   -- listings.id, or register_units.unit_id
+            snapshot_id INTEGER,
+            geocode_key TEXT,
+            lat REAL,
+            lon REAL,
+            precision TEXT,
+            provider TEXT,
+            gap_m REAL,                -- listing's own coordinates vs its geocoded address
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (entity_kind, entity_id)
+        );
+
+        CREATE TABLE places (
+            id TEXT PRIMARY KEY,       -- stable: derived from the member listing ids
+            run_id INTEGER,
+            listing_ids TEXT NOT NULL, -- JSON list
+            name TEXT,
+            evidence TEXT              -- JSON: every name, phone, website, review count per source
+        );
+
+        CREATE TABLE keying_results (
+            place_id TEXT PRIMARY KEY REFERENCES places (id) ON DELETE CASCADE,
+            run_id INTEGER,
+            snapshot_id INTEGER,
+            outcome TEXT NOT NULL,     -- match | doubt | no-match
+            unit_id TEXT,
+            score REAL,
+            grades TEXT,               -- "name A, street B, ..."
+            candidates TEXT,           -- JSON: top candidates with grades and scores
+            reason TEXT
+        );
+
+        CREATE TABLE verdicts (
+            id INTEGER PRIMARY KEY,
+            place_id TEXT NOT NULL,
+            listing_ids TEXT,          -- JSON: so a verdict survives a change of place ids
+            verdict TEXT NOT NULL,     -- confirmed | registered_under | closed | false_positive | not_visited
+            register_number TEXT,
+            comment TEXT,
+            reviewer TEXT NOT NULL,
+            reviewed_at TEXT NOT NULL,
+            file TEXT,
+            imported_at TEXT NOT NULL,
+            run_id INTEGER,
+            UNIQUE (place_id, reviewer, reviewed_at)
+        );
+
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            source TEXT,
+            target TEXT,
+            rows INTEGER,
+            purpose TEXT,
+            details TEXT,              -- JSON
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        -- Append-only: edits must go through a new entry. Dropping these triggers is
+        -- possible, which is why every entry also chains the hash of the previous one.
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database, current: int) -> None:
+    """Apply migrations current+1 .. SCHEMA_VERSION in one transaction."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the write lock.
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in MIGRATIONS[current:]:
+            step(db)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
