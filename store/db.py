@@ -107,3 +107,28 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """All writes inside commit together or not at all; nested blocks are savepoints."""
     with db.conn:
         yield db
+
+
+def upsert(db: sqlite_utils.Database, table: str, rows: list[dict] | tuple[dict, ...], *,
+           key: str | tuple[str, ...], keep: tuple[str, ...] = ()) -> int:
+    """Insert rows, or update them in place when their natural key exists.
+
+    Columns named in `keep` are written on insert but never overwritten (e.g. `first_seen`).
+    All rows must have the same keys. Uses `INSERT ... ON CONFLICT DO UPDATE`, so NOT NULL
+    columns and defaults behave as on a plain insert. Returns the number of rows given.
+    """
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    updates = [c for c in columns if c not in keys and c not in keep]
+    quoted = ", ".join(f"[{c}]" for c in columns)
+    placeholders = ", ".join("?" for _ in columns)
+    conflict = ", ".join(f"[{k}]" for k in keys)
+    action = ("DO UPDATE SET " + ", ".join(f"[{c}] = excluded.[{c}]" for c in updates)
+              if updates else "DO NOTHING")
+    sql = (f"INSERT INTO [{table}] ({quoted}) VALUES ({placeholders}) "
+           f"ON CONFLICT ({conflict}) {action}")
+    with db.conn:
+        db.conn.executemany(sql, ([row[c] for c in columns] for row in rows))
+    return len(rows)

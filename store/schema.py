@@ -4,6 +4,11 @@ The schema version lives in `PRAGMA user_version`. `MIGRATIONS[i]` takes a datab
 version i to i + 1; `migrate` applies what is missing inside one transaction. Add a new
 function at the end of the list to change the schema; never edit one that has shipped.
 
+Tables that steps upsert into carry no NOT NULL constraints besides their keys:
+sqlite-utils 3.x upserts with `INSERT OR IGNORE (pk)` then `UPDATE`, and a NOT NULL column
+would make that insert silently do nothing. Prefer `horeca.store.upsert`, which uses
+`INSERT ... ON CONFLICT DO UPDATE` and can keep columns such as `first_seen`.
+
 Tables and natural keys (what makes a re-run update rather than duplicate):
 
 | table              | natural key                  | written by                      |
@@ -73,8 +78,8 @@ def _v1(db: sqlite_utils.Database) -> None:
 
         CREATE TABLE listings (
             id TEXT PRIMARY KEY,       -- "<source>:<source_id>"
-            source TEXT NOT NULL,
-            source_id TEXT NOT NULL,
+            source TEXT,
+            source_id TEXT,
             url TEXT,
             name TEXT,
             alt_names TEXT,            -- JSON list
@@ -98,10 +103,10 @@ def _v1(db: sqlite_utils.Database) -> None:
             opening_hours TEXT,
             legal_name TEXT,
             vat TEXT,                  -- enterprise number, 10 digits
-            natural_person INTEGER NOT NULL DEFAULT 0,
+            natural_person INTEGER DEFAULT 0,
             region TEXT,
-            first_seen TEXT NOT NULL,
-            last_seen TEXT NOT NULL,
+            first_seen TEXT,
+            last_seen TEXT,
             last_run_id INTEGER,
             UNIQUE (source, source_id)
         );
@@ -112,22 +117,22 @@ def _v1(db: sqlite_utils.Database) -> None:
         CREATE TABLE crawl_reports (
             run_id INTEGER NOT NULL,
             source TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            stats TEXT NOT NULL,       -- JSON: pages, items, kept, dropped by reason, coverage, errors
+            created_at TEXT,
+            stats TEXT,       -- JSON: pages, items, kept, dropped by reason, coverage, errors
             flagged TEXT,              -- why the crawl looks broken, or NULL
             PRIMARY KEY (run_id, source)
         );
 
         CREATE TABLE register_snapshots (
             id INTEGER PRIMARY KEY,
-            region TEXT NOT NULL,
-            format TEXT NOT NULL,      -- kbo | csv
+            region TEXT,
+            format TEXT,      -- kbo | csv
             source_path TEXT,
             snapshot_date TEXT,
             extract_number TEXT,
-            imported_at TEXT NOT NULL,
+            imported_at TEXT,
             run_id INTEGER,
-            status TEXT NOT NULL,      -- building | active | superseded | failed
+            status TEXT,      -- building | active | superseded | failed
             counts TEXT                -- JSON
         );
         CREATE INDEX register_snapshots_region ON register_snapshots (region, status);
@@ -157,9 +162,9 @@ def _v1(db: sqlite_utils.Database) -> None:
             websites TEXT,             -- JSON list
             emails TEXT,               -- JSON list
             nace TEXT,                 -- JSON [{code, version, classification}]
-            horeca INTEGER NOT NULL DEFAULT 0,
+            horeca INTEGER DEFAULT 0,
             juridical_form TEXT,
-            natural_person INTEGER NOT NULL DEFAULT 0,
+            natural_person INTEGER DEFAULT 0,
             start_date TEXT,
             lat REAL,
             lon REAL,
@@ -171,14 +176,14 @@ def _v1(db: sqlite_utils.Database) -> None:
 
         CREATE TABLE geocodes (
             key TEXT PRIMARY KEY,      -- provider + normalised query
-            provider TEXT NOT NULL,
-            query TEXT NOT NULL,
+            provider TEXT,
+            query TEXT,
             lat REAL,
             lon REAL,
             precision TEXT,            -- house_number | street | postcode | locality
-            status TEXT NOT NULL,      -- ok | not_found | error
+            status TEXT,      -- ok | not_found | error
             error TEXT,
-            created_at TEXT NOT NULL
+            created_at TEXT
         );
 
         CREATE TABLE entity_geocodes (
@@ -191,14 +196,14 @@ def _v1(db: sqlite_utils.Database) -> None:
             precision TEXT,
             provider TEXT,
             gap_m REAL,                -- listing's own coordinates vs its geocoded address
-            updated_at TEXT NOT NULL,
+            updated_at TEXT,
             PRIMARY KEY (entity_kind, entity_id)
         );
 
         CREATE TABLE places (
             id TEXT PRIMARY KEY,       -- stable: derived from the member listing ids
             run_id INTEGER,
-            listing_ids TEXT NOT NULL, -- JSON list
+            listing_ids TEXT, -- JSON list
             name TEXT,
             evidence TEXT              -- JSON: every name, phone, website, review count per source
         );
@@ -207,7 +212,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             place_id TEXT PRIMARY KEY REFERENCES places (id) ON DELETE CASCADE,
             run_id INTEGER,
             snapshot_id INTEGER,
-            outcome TEXT NOT NULL,     -- match | doubt | no-match
+            outcome TEXT,     -- match | doubt | no-match
             unit_id TEXT,
             score REAL,
             grades TEXT,               -- "name A, street B, ..."
@@ -217,15 +222,15 @@ def _v1(db: sqlite_utils.Database) -> None:
 
         CREATE TABLE verdicts (
             id INTEGER PRIMARY KEY,
-            place_id TEXT NOT NULL,
+            place_id TEXT,
             listing_ids TEXT,          -- JSON: so a verdict survives a change of place ids
-            verdict TEXT NOT NULL,     -- confirmed | registered_under | closed | false_positive | not_visited
+            verdict TEXT,     -- confirmed | registered_under | closed | false_positive | not_visited
             register_number TEXT,
             comment TEXT,
-            reviewer TEXT NOT NULL,
-            reviewed_at TEXT NOT NULL,
+            reviewer TEXT,
+            reviewed_at TEXT,
             file TEXT,
-            imported_at TEXT NOT NULL,
+            imported_at TEXT,
             run_id INTEGER,
             UNIQUE (place_id, reviewer, reviewed_at)
         );

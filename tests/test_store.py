@@ -1,0 +1,173 @@
+"""The store: migrations, transactions, idempotent upserts, and clear errors for bad paths."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from horeca.errors import UserError
+from horeca.store import SCHEMA_VERSION, open_db, transaction, upsert
+from horeca.store.schema import MIGRATIONS
+
+
+def test_new_database_gets_current_schema_and_wal(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for table in ("runs", "sources", "listings", "register_units", "geocodes",
+                  "keying_results", "verdicts", "audit_log"):
+        assert table in db.table_names()
+
+
+def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    open_db(path)["runs"].insert({"command": "x", "started_at": "t", "status": "ok"})
+    db = open_db(path)
+    assert db["runs"].count == 1
+
+
+def test_forward_migration_applies_only_missing_steps(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "h.db"
+    open_db(path)
+    applied: list[str] = []
+
+    def v_next(db) -> None:
+        applied.append("next")
+        db.conn.execute("CREATE TABLE extra (id INTEGER PRIMARY KEY)")
+
+    import horeca.store.db as store_db
+    import horeca.store.schema as schema
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, v_next])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    db = open_db(path)
+    assert applied == ["next"]
+    assert "extra" in db.table_names()
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_failed_migration_leaves_database_untouched(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "h.db"
+    open_db(path)
+
+    def broken(db) -> None:
+        db.conn.execute("CREATE TABLE half (id INTEGER)")
+        raise RuntimeError("boom")
+
+    import horeca.store.db as store_db
+    import horeca.store.schema as schema
+    monkeypatch.setattr(schema, "MIGRATIONS", [*MIGRATIONS, broken])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(RuntimeError):
+        open_db(path)
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "half" not in {r[0] for r in raw.execute("SELECT name FROM sqlite_master")}
+
+
+def test_upsert_on_natural_key_never_duplicates(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    row = {"id": "s:1", "source": "s", "source_id": "1", "name": "Chez A",
+           "first_seen": "2026-01-01", "last_seen": "2026-01-01"}
+    for last_seen in ("2026-01-01", "2026-02-01"):
+        with transaction(db):
+            db["listings"].upsert({**row, "last_seen": last_seen}, pk="id")
+    rows = list(db["listings"].rows)
+    assert len(rows) == 1 and rows[0]["last_seen"] == "2026-02-01"
+
+
+def test_store_upsert_keeps_first_seen_and_updates_the_rest(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    base = {"id": "s:1", "source": "s", "source_id": "1", "name": "Chez A",
+            "first_seen": "2026-01-01", "last_seen": "2026-01-01"}
+    upsert(db, "listings", [base], key="id", keep=("first_seen",))
+    upsert(db, "listings", [{**base, "name": "Chez B", "first_seen": "2026-03-01",
+                             "last_seen": "2026-03-01"}], key="id", keep=("first_seen",))
+    rows = list(db["listings"].rows)
+    assert len(rows) == 1
+    assert (rows[0]["name"], rows[0]["first_seen"], rows[0]["last_seen"]) == (
+        "Chez B", "2026-01-01", "2026-03-01")
+
+
+def test_error_inside_transaction_rolls_back_sqlite_utils_writes(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    with pytest.raises(ZeroDivisionError), transaction(db):
+        db["sources"].insert_all([{"name": "a"}, {"name": "b"}])  # commits its own block
+        db["sources"].upsert({"name": "c"}, pk="name")
+        1 / 0
+    assert db["sources"].count == 0
+
+
+def test_nested_block_error_rolls_back_only_the_inner_block(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    with transaction(db):
+        db["sources"].insert({"name": "kept"})
+        with pytest.raises(ValueError), transaction(db):
+            db["sources"].insert({"name": "dropped"})
+            raise ValueError
+    assert [r["name"] for r in db["sources"].rows] == ["kept"]
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="folder for the database does not exist"):
+        open_db(tmp_path / "nope" / "h.db")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    open_db(path)
+    path.chmod(0o444)
+    with pytest.raises(UserError, match="not writable"):
+        open_db(path)
+
+
+def test_database_from_newer_horeca_is_refused_and_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    raw.close()
+    before = path.read_bytes()
+    with pytest.raises(UserError, match="newer than this horeca"):
+        open_db(path)
+    assert path.read_bytes() == before
+
+
+def test_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    path.write_text("hello, I am a text file" * 100)
+    with pytest.raises(UserError, match="not a horeca SQLite database"):
+        open_db(path)
+
+
+def test_locked_database_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "h.db"
+    monkeypatch.setattr("horeca.store.db.BUSY_TIMEOUT_S", 0.1)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # a fresh database is locked before migration
+    try:
+        with pytest.raises(UserError, match="locked by another process"):
+            open_db(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_cli_reports_bad_db_path_in_one_line_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "horeca", "--db", str(tmp_path / "nope" / "h.db"),
+         "audit", "verify"],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "nope" in lines[0] and "fix:" in lines[0]
