@@ -24,6 +24,7 @@ Tables and natural keys (what makes a re-run update rather than duplicate):
 | places             | id                           | keying (consolidated listings)  |
 | keying_results     | place_id                     | keying                          |
 | verdicts           | (place_id, reviewer, reviewed_at) | review import              |
+| settings           | name                         | any (exports: pseudonym key)    |
 | audit_log          | id (append-only, hash chain) | legal_gate.audit                |
 """
 
@@ -233,6 +234,12 @@ def _v1(db: sqlite_utils.Database) -> None:
             imported_at TEXT,
             run_id INTEGER,
             UNIQUE (place_id, reviewer, reviewed_at)
+        );
+
+        CREATE TABLE settings (
+            name TEXT PRIMARY KEY,     -- e.g. pseudonym_key (exports)
+            value TEXT,
+            updated_at TEXT
         );
 
         CREATE TABLE audit_log (
