@@ -21,6 +21,9 @@ Tables and natural keys (what makes a re-run update rather than duplicate):
 | register_units     | (snapshot_id, unit_id)       | register import                 |
 | geocodes           | key (normalised query)       | geocode (the cache)             |
 | entity_geocodes    | (entity_kind, entity_id)     | geocode                         |
+| gazetteer_sources  | name                         | geocode import-gazetteer/-best  |
+| gazetteer_streets  | (source, seq)                | geocode import-gazetteer        |
+| gazetteer_addresses| (source, postcode, streets, house_number) | geocode import-best |
 | places             | id                           | keying (consolidated listings)  |
 | keying_results     | place_id                     | keying                          |
 | verdicts           | (place_id, reviewer, reviewed_at) | review import              |
@@ -184,7 +187,9 @@ def _v1(db: sqlite_utils.Database) -> None:
             precision TEXT,            -- house_number | street | postcode | locality
             status TEXT,      -- ok | not_found | error
             error TEXT,
-            created_at TEXT
+            created_at TEXT,
+            method TEXT,      -- exact | interpolated | segment | nearest_number | *_centroid | online
+            matched TEXT               -- what the answer matched (street, number, postcode)
         );
 
         CREATE TABLE entity_geocodes (
@@ -200,6 +205,51 @@ def _v1(db: sqlite_utils.Database) -> None:
             updated_at TEXT,
             PRIMARY KEY (entity_kind, entity_id)
         );
+
+        -- Offline gazetteer. An import replaces every row of its `source`.
+        CREATE TABLE gazetteer_sources (
+            name TEXT PRIMARY KEY,
+            kind TEXT,        -- segments | addresses
+            path TEXT,
+            rows INTEGER,
+            imported_at TEXT,
+            run_id INTEGER
+        );
+
+        CREATE TABLE gazetteer_streets (   -- street segments; numbers interpolate along them
+            source TEXT NOT NULL,
+            seq INTEGER NOT NULL,      -- data line in the source file
+            street_fr TEXT,
+            street_nl TEXT,
+            postcode TEXT,
+            municipality_fr TEXT,
+            municipality_nl TEXT,
+            house_from INTEGER,
+            house_to INTEGER,
+            lat_start REAL,
+            lon_start REAL,
+            lat_end REAL,
+            lon_end REAL,
+            PRIMARY KEY (source, seq)
+        );
+        CREATE INDEX gazetteer_streets_postcode ON gazetteer_streets (postcode);
+
+        CREATE TABLE gazetteer_addresses ( -- address points (BeST Address); one per number
+            source TEXT NOT NULL,
+            postcode TEXT NOT NULL,    -- '' rather than NULL: part of the key
+            street_fr TEXT NOT NULL,
+            street_nl TEXT NOT NULL,
+            street_de TEXT NOT NULL,
+            house_number TEXT NOT NULL,
+            municipality_fr TEXT,
+            municipality_nl TEXT,
+            municipality_de TEXT,
+            region_code TEXT,
+            lat REAL,
+            lon REAL,
+            PRIMARY KEY (source, postcode, street_fr, street_nl, street_de, house_number)
+        );
+        CREATE INDEX gazetteer_addresses_postcode ON gazetteer_addresses (postcode);
 
         CREATE TABLE places (
             id TEXT PRIMARY KEY,       -- stable: derived from the member listing ids
