@@ -15,16 +15,15 @@ from horeca.normalize.text import fold
 # "B.V.B.A.", "b v b a", "BVBA" and "SPRL-U" all match). Belgian forms in NL / FR / DE,
 # old and new (company code of 2019), then common foreign ones.
 _LEGAL_FORM_LETTERS: tuple[str, ...] = (
-    # since 2019: BV/SRL/BV, NV/SA/AG, CV/SC/KG? (CV = SC = Gen), VOF/SNC/OHG, CommV/SComm/KG
+    # since 2019 (NL/FR/DE): BV/SRL, NV/SA/AG, CV/SC, VOF/SNC/OHG, CommV/SComm/KG, VZW/ASBL/VoG
     "bv", "srl", "nv", "sa", "ag", "cv", "sc", "vof", "snc", "ohg", "commv", "scomm", "kg",
-    "vzw", "asbl", "vog", "ivzw", "aisbl", "ivog", "son", "esv", "fsv",
+    "vzw", "asbl", "vog", "ivzw", "aisbl", "ivog", "esv", "gie", "eesv", "geie",
     # before 2019
     "bvba", "sprl", "pgmbh", "cvba", "scrl", "cvoa", "scri", "scris", "commva", "sca",
-    "kgaa", "ebvba", "sprlu", "cvso", "scrlfs", "sprls", "gie", "ebvbad", "lv", "ses",
-    "gcv", "scs", "eesv", "gmbh",
+    "kgaa", "ebvba", "sprlu", "cvso", "scrlfs", "sprls", "lv", "gcv", "scs", "gmbh",
     # foreign forms seen on Belgian listings
     "ltd", "limited", "llc", "inc", "plc", "sarl", "sas", "sasu", "eurl", "ug", "ev",
-    "bvba", "srls", "spa", "sl", "lda",
+    "srls",
 )
 
 LEGAL_FORMS: frozenset[str] = frozenset(_LEGAL_FORM_LETTERS) | frozenset(
@@ -64,8 +63,11 @@ GENERIC_WORDS: frozenset[str] = frozenset(
 )
 
 # Legal-form matcher: each form's letters with optional '.', spaces or '-' between them.
+_ACCENTED = {"a": "[aàâ]", "e": "[eéè]"}  # "Sàrl" (Luxembourg), "Sté"
+
+
 def _letters_pattern(letters: str) -> str:
-    return r"[.\s-]*".join(re.escape(ch) for ch in letters) + r"\.?"
+    return r"[.\s-]*".join(_ACCENTED.get(ch, re.escape(ch)) for ch in letters) + r"\.?"
 
 
 _FORM_ALTERNATION = "|".join(
@@ -116,20 +118,28 @@ _B_AND_B = re.compile(r"\bb & b\b")
 _CONJUNCTION_TOKEN = "&"
 
 
-def _strip_folded_forms(tokens: list[str]) -> list[str]:
-    # Forms written with spaces ("b v b a") reach here as several one-letter tokens; the
-    # regex pass on the raw name handles most, this catches what folding revealed.
+def _strip_folded_edges(tokens: list[str]) -> list[str]:
+    """Drop legal forms and dangling conjunctions at either end of folded tokens.
+
+    Forms written with spaces ("b v b a") reach here as one-letter tokens; the regex pass
+    on the raw name handles most, this catches what folding revealed ("&SA:0" -> "0").
+    Never empties the list.
+    """
     changed = True
     while changed and len(tokens) > 1:
         changed = False
+        if tokens[0] == _CONJUNCTION_TOKEN:
+            tokens, changed = tokens[1:], True
+            continue
+        if tokens[-1] == _CONJUNCTION_TOKEN:
+            tokens, changed = tokens[:-1], True
+            continue
         for size in (5, 4, 3, 2, 1):
             if len(tokens) > size and "".join(tokens[-size:]) in _LEGAL_FORM_SET:
-                tokens = tokens[:-size]
-                changed = True
+                tokens, changed = tokens[:-size], True
                 break
             if len(tokens) > size and "".join(tokens[:size]) in _LEGAL_FORM_SET:
-                tokens = tokens[size:]
-                changed = True
+                tokens, changed = tokens[size:], True
                 break
     return tokens
 
@@ -148,18 +158,12 @@ def normalize_name(name: str | None) -> str:
     """
     if not name:
         return ""
-    folded = fold(strip_legal_form(name))
-    folded = _B_AND_B.sub("b&b", folded)
     tokens = [
-        _CONJUNCTION_TOKEN if tok in _CONJUNCTIONS else tok for tok in folded.split()
+        _CONJUNCTION_TOKEN if tok in _CONJUNCTIONS else tok
+        for tok in fold(strip_legal_form(name)).split()
     ]
-    tokens = _strip_folded_forms(tokens)
-    # A conjunction at either end is left over from "X & Cie" style stripping.
-    while len(tokens) > 1 and tokens[-1] == _CONJUNCTION_TOKEN:
-        tokens.pop()
-    while len(tokens) > 1 and tokens[0] == _CONJUNCTION_TOKEN:
-        tokens.pop(0)
-    return " ".join(tokens)
+    tokens = _B_AND_B.sub("b&b", " ".join(tokens)).split()
+    return " ".join(_strip_folded_edges(tokens))
 
 
 def name_tokens(name: str | None) -> list[str]:

@@ -52,7 +52,7 @@ def fold(text: str | None) -> str:
     >>> fold("Straße Œuvre")
     'strasse oeuvre'
 
-    Letters outside Latin script that have no ASCII decomposition are dropped: the
+    Letters outside Latin script that have no ASCII decomposition act as separators: the
     register and the platforms of the target regions write names in Latin script.
     """
     if not text:
@@ -61,9 +61,10 @@ def fold(text: str | None) -> str:
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     # translate again: NFKD can produce ligature letters from compatibility forms.
     lowered = stripped.translate(_SPECIAL_LETTERS).lower()
-    ascii_only = lowered.encode("ascii", "ignore").decode("ascii")
-    spaced = _AMPERSAND.sub(" & ", ascii_only)
-    return " ".join(_NON_WORD.sub(" ", spaced).split())
+    # Anything left that is not an ASCII letter or digit (dashes, quotes, symbols, letters
+    # of other scripts) separates words.
+    spaced = _AMPERSAND.sub(" & ", _NON_WORD.sub(" ", lowered))
+    return " ".join(spaced.split())
 
 
 def tokens(text: str | None) -> list[str]:
