@@ -137,7 +137,12 @@ def _v1(db: sqlite_utils.Database) -> None:
             imported_at TEXT,
             run_id INTEGER,
             status TEXT,      -- building | active | superseded | failed
-            counts TEXT                -- JSON
+            counts TEXT,               -- JSON
+            extract_type TEXT,         -- full | update (kbo); NULL for csv
+            sources TEXT,              -- JSON list of paths applied in order (full extract first)
+            filters TEXT,              -- JSON: region postcodes, nace prefixes
+            fingerprint TEXT,          -- of inputs + filters: an identical re-import is a no-op
+            error TEXT                 -- why a failed import failed
         );
         CREATE INDEX register_snapshots_region ON register_snapshots (region, status);
 
@@ -165,7 +170,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             phones TEXT,               -- JSON list of E.164
             websites TEXT,             -- JSON list
             emails TEXT,               -- JSON list
-            nace TEXT,                 -- JSON [{code, version, classification}]
+            nace TEXT,                 -- JSON [{code, version, classification, level}]
             horeca INTEGER DEFAULT 0,
             juridical_form TEXT,
             natural_person INTEGER DEFAULT 0,
@@ -174,6 +179,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             lon REAL,
             declared_workers REAL,
             declared_turnover REAL,
+            declared_level TEXT,       -- establishment | enterprise: whose figures these are
             PRIMARY KEY (snapshot_id, unit_id)
         );
         CREATE INDEX register_units_postcode ON register_units (snapshot_id, postcode);
