@@ -209,6 +209,8 @@ def _v1(db: sqlite_utils.Database) -> None:
             provider TEXT,
             gap_m REAL,                -- listing's own coordinates vs its geocoded address
             updated_at TEXT,
+            status TEXT,      -- ok | not_found | error (then lat/lon are NULL)
+            error TEXT,                -- reason: unparsable, not_found, timeout, ...
             PRIMARY KEY (entity_kind, entity_id)
         );
 
