@@ -1,1 +1,44 @@
-"""exports."""
+"""Ranked, explained exports for inspectors, and the review loop that brings verdicts back.
+
+Public API:
+
+* `export_places(db, kind, fmt, path, *, reveal, actor, purpose, limit)` -> `ExportSummary`
+* `top_targets(db, n=10)` -> list of `Target` (for a run's closing summary)
+* `import_review(db, path, reviewer, actor, purpose)` -> `ReviewSummary`
+* `verdict_overrides(db)` -> {listing id: `Override`}; `apply_verdicts(db)` (after keying)
+* priority: `PriorityWeights`, `load_weights`, `activity_score`, `activity_gap`,
+  `priority_score` (pure functions, see `horeca.exports.priority`)
+"""
+
+from horeca.exports.export import (
+    FORMATS,
+    KINDS,
+    ExportSummary,
+    Target,
+    build_rows,
+    export_places,
+    top_targets,
+)
+from horeca.exports.priority import (
+    DEFAULT_WEIGHTS,
+    PriorityWeights,
+    activity_gap,
+    activity_score,
+    load_weights,
+    priority_score,
+)
+from horeca.exports.review import ReviewImportError, ReviewSummary, import_review
+from horeca.exports.verdicts import (
+    VERDICTS,
+    Override,
+    apply_verdicts,
+    latest_verdicts,
+    verdict_overrides,
+)
+
+__all__ = [
+    "DEFAULT_WEIGHTS", "FORMATS", "KINDS", "VERDICTS", "ExportSummary", "Override",
+    "PriorityWeights", "ReviewImportError", "ReviewSummary", "Target", "activity_gap",
+    "activity_score", "apply_verdicts", "build_rows", "export_places", "import_review",
+    "latest_verdicts", "load_weights", "priority_score", "top_targets", "verdict_overrides",
+]
