@@ -207,15 +207,16 @@ def to_int(value: Any) -> int | None:
         return value
     if isinstance(value, float):
         return int(value) if math.isfinite(value) else None
-    match = re.search(r"\d[\d\s.,\u202f\u00a0]*", str(value))
+    match = re.search(r"(-?)(\d[\d\s.,\u202f\u00a0]*)", str(value))
     if not match:
         return None
-    digits = re.sub(r"[^\d]", "", match.group(0).rstrip(".,"))
-    text = match.group(0).strip()
+    sign = -1 if match.group(1) else 1
+    text = match.group(2).strip().rstrip(".,")
     # "4.5" is not four-thousand-five: a single separator followed by 1-2 digits is decimal
     if re.fullmatch(r"\d+[.,]\d{1,2}", text):
-        return int(float(text.replace(",", ".")))
-    return int(digits) if digits else None
+        return sign * int(float(text.replace(",", ".")))
+    digits = re.sub(r"[^\d]", "", text)
+    return sign * int(digits) if digits else None
 
 
 def coerce_numbers(item: Listing) -> Listing:
