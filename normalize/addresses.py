@@ -49,6 +49,7 @@ _POSTCODE_IN_TEXT: dict[str, str] = {
 }
 _GENERIC_POSTCODE_IN_TEXT = r"[A-Z]{0,2}\s*-?\s*\d{4,5}"
 _POSTCODE_PREFIX = re.compile(r"^[A-Z]{1,2}\s*-\s*|^[A-Z]{1,2}(?=\d)|^[A-Z]{1,2}\s+(?=\d)")
+_DASHED_PREFIX = re.compile(r"^[A-Z]{1,2}\s*-\s*")
 
 
 @lru_cache(maxsize=65_536)
@@ -59,9 +60,11 @@ def normalize_postcode(text: str | None, country: str = "BE") -> str | None:
     """
     if not text:
         return None
-    cleaned = _POSTCODE_PREFIX.sub("", text.strip().upper())
-    compact = re.sub(r"[\s.]", "", cleaned)
     fmt = _POSTCODE_FORMATS.get((country or "BE").upper())
+    upper = text.strip().upper()
+    # A country prefix ("B-1050", "F75001") only where the format has no leading letters.
+    cleaned = _POSTCODE_PREFIX.sub("", upper) if fmt else _DASHED_PREFIX.sub("", upper)
+    compact = re.sub(r"[\s.]", "", cleaned)
     if fmt is None:
         compact = re.sub(r"[^A-Z0-9-]", "", compact)
         return compact if any(ch.isdigit() for ch in compact) and len(compact) <= 10 else None
@@ -73,7 +76,13 @@ def normalize_postcode(text: str | None, country: str = "BE") -> str | None:
 _LETTER_SUFFIX = r"(?:\s?(?:bis|ter|quater)\b|\s?[a-z](?![a-z0-9]))"
 _NUMBER = rf"\d{{1,5}}{_LETTER_SUFFIX}?(?:\s*[-–]\s*\d{{1,5}}{_LETTER_SUFFIX}?)?"
 _BOX_WORD = r"(?:boite|boîte|bte|bt|bus|box|postbus|pb|b)"
-_BOX = rf"(?:\s*,?\s*{_BOX_WORD}\.?\s*(?P<box>[a-z0-9][a-z0-9.]*)|\s*/\s*(?P<slashbox>[a-z0-9]+))"
+# A box is digits ("3", "101", "0.1") or a letter with optional digits ("A", "C2"), never
+# a word: "1 Boulevard" is number 1 of a boulevard, not box "oulevard".
+_BOX_VALUE = r"(?:\d+(?:\.\d+)?[a-z]?|[a-z]\d*)(?![a-z0-9])"
+_BOX = (
+    rf"(?:\s*,?\s*{_BOX_WORD}(?:\.\s*|\s+|(?=\d))(?P<box>{_BOX_VALUE})"
+    rf"|\s*/\s*(?P<slashbox>{_BOX_VALUE}))"
+)
 _NUMBER_AND_BOX = re.compile(rf"^\s*(?P<number>{_NUMBER})(?:{_BOX})?\s*$", re.IGNORECASE)
 _BOX_WORDS = frozenset({"boite", "bte", "bt", "bus", "box", "postbus", "pb", "b"})
 
@@ -338,6 +347,13 @@ def _is_number_only(part: str) -> bool:
     return _NUMBER_AND_BOX.match(_NUMBER_MARKER.sub("", part)) is not None
 
 
+def _has_street_type(part: str) -> bool:
+    return any(
+        tok in _FR_TYPE_SET or tok in _NL_TYPE_SET or tok.endswith(_NL_SUFFIXES)
+        for tok in normalize_street(part).split()
+    )
+
+
 def _pick_street_part(parts: list[str]) -> int | None:
     """Index of the part holding the street: one with letters and a number, preferably
     one with a street-type word; else the first part with letters."""
@@ -345,11 +361,7 @@ def _pick_street_part(parts: list[str]) -> int | None:
     if not with_letters:
         return None
     with_number = [i for i in with_letters if re.search(r"\d", parts[i])]
-    typed = [
-        i for i in with_number
-        if any(tok in _FR_TYPE_SET or tok.endswith(_NL_SUFFIXES)
-               for tok in normalize_street(parts[i]).split())
-    ]
+    typed = [i for i in with_number if _has_street_type(parts[i])]
     if typed:
         return typed[0]
     if with_number:
@@ -391,7 +403,10 @@ def _parse_address(raw: str, default_country: str) -> AddressParts:
     postcode = locality = None
     for i in range(len(parts) - 1, -1, -1):
         part = parts[i]
-        match = whole_part.match(part) or (locality_first.match(part) if i > 0 else None)
+        match = whole_part.match(part) or (
+            # "Bruxelles 1000"; but "Chaussée de Wavre 1100" is a street and its number.
+            None if _has_street_type(part) else locality_first.match(part)
+        )
         if match:
             postcode = normalize_postcode(match.group("postcode"), country)
             if postcode:
