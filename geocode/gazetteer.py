@@ -1,0 +1,426 @@
+"""The offline gazetteer: an in-memory index of streets per postcode, and address matching.
+
+Built once per run from the `gazetteer_streets` (segments: numbers interpolate linearly
+from `house_from` to `house_to`) and `gazetteer_addresses` (BeST Address points) tables.
+
+Matching a query, in order:
+
+1. the postcode's area (or, without a postcode, the areas of the named locality);
+2. the street by its normalised name in any language (FR, NL, DE are all indexed), then
+   by its `street_core` (type words and articles removed), then fuzzily (rapidfuzz) among
+   the streets of the same postcode, then by exact name in the other postcodes of the
+   same municipality (platforms often give the wrong one of a city's postcodes);
+3. the house number: an exact point (a letter suffix falls back to the plain number);
+   else the segment that holds it; else linear interpolation between the neighbouring
+   numbers on the same side of the street (same parity);
+4. fallbacks: the street's centroid (precision `street`), the postcode's centroid
+   (`postcode`), the locality's centroid (`locality`).
+
+Boxes play no part: all boxes of a building share its position.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlite_utils
+from horeca.geocode.geo import centroid, lerp
+from horeca.geocode.model import (
+    GAZETTEER,
+    STATUS_NOT_FOUND,
+    STATUS_OK,
+    AddressQuery,
+    Answer,
+    query_json,
+)
+from horeca.normalize import (
+    fold,
+    normalize_postcode,
+    normalize_street,
+    parse_house_number,
+    street_core,
+)
+from rapidfuzz import fuzz, process
+
+Point = tuple[float, float]
+
+DEFAULT_FUZZY_CUTOFF = 85.0
+# A fuzzy match on the whole name must also agree on the identity part: "rue de la paix"
+# and "rue de la paille" score 86 on the whole name but only 60 on "paix" / "paille".
+_CORE_AGREEMENT = 70.0
+
+
+@dataclass
+class Segment:
+    house_from: int
+    house_to: int
+    start: Point
+    end: Point
+
+    def contains(self, number: int) -> bool:
+        lo, hi = sorted((self.house_from, self.house_to))
+        return lo <= number <= hi
+
+    def same_side(self, number: int) -> bool:
+        return self.house_from % 2 == self.house_to % 2 == number % 2
+
+    def position(self, number: int) -> Point:
+        span = self.house_to - self.house_from
+        t = 0.5 if span == 0 else (number - self.house_from) / span
+        return lerp(self.start, self.end, t)
+
+
+@dataclass
+class Street:
+    postcode: str
+    label: str                           # a display name, for `matched`
+    names: set[str] = field(default_factory=set)   # normalised names, every language
+    segments: list[Segment] = field(default_factory=list)
+    _sums: dict[tuple[int, str], list[float]] = field(default_factory=dict, repr=False)
+    points: dict[tuple[int, str], Point] = field(default_factory=dict)
+    plain: dict[int, Point] = field(default_factory=dict)   # number -> a point, any suffix
+    sides: dict[int, tuple[list[int], list[Point]]] = field(default_factory=dict)
+    center: Point | None = None
+
+    def add_point(self, number: int, suffix: str, lat: float, lon: float) -> None:
+        acc = self._sums.setdefault((number, suffix), [0.0, 0.0, 0])
+        acc[0] += lat
+        acc[1] += lon
+        acc[2] += 1
+
+    def finalize(self) -> None:
+        self.points = {k: (s[0] / s[2], s[1] / s[2]) for k, s in self._sums.items()}
+        self._sums = {}
+        self.plain = {}
+        for (number, suffix), point in sorted(self.points.items()):
+            if suffix == "" or number not in self.plain:
+                self.plain[number] = point
+        by_side: dict[int, list[tuple[int, Point]]] = defaultdict(list)
+        for number, point in sorted(self.plain.items()):
+            by_side[number % 2].append((number, point))
+        self.sides = {side: ([n for n, _ in items], [p for _, p in items])
+                      for side, items in by_side.items()}
+        ends = [p for s in self.segments for p in (s.start, s.end)]
+        self.center = centroid([*self.plain.values(), *ends])
+
+    def locate(self, number: int, suffix: str) -> tuple[Point, str] | None:
+        """(position, method) of a number on this street, or None when it cannot be placed
+        between known numbers (the caller falls back to the street's centroid)."""
+        point = self.points.get((number, suffix)) or self.plain.get(number)
+        if point is not None:
+            return point, "exact"
+        holding = [s for s in self.segments if s.contains(number)]
+        if holding:
+            seg = next((s for s in holding if s.same_side(number)), holding[0])
+            return seg.position(number), "segment"
+        numbers, points = self.sides.get(number % 2) or ([], [])
+        i = bisect.bisect_left(numbers, number)
+        if 0 < i < len(numbers):
+            lo_n, hi_n = numbers[i - 1], numbers[i]
+            return lerp(points[i - 1], points[i], (number - lo_n) / (hi_n - lo_n)), "interpolated"
+        if numbers:
+            j = 0 if i == 0 else len(numbers) - 1
+            return points[j], "nearest_number"
+        return None
+
+
+@dataclass
+class Area:
+    """One postcode: its streets indexed by every normalised name and by core."""
+
+    postcode: str
+    municipalities: set[str] = field(default_factory=set)   # folded names
+    label: str = ""
+    by_name: dict[str, Street] = field(default_factory=dict)
+    by_core: dict[str, list[Street]] = field(default_factory=dict)
+    streets: list[Street] = field(default_factory=list)
+    name_choices: list[str] = field(default_factory=list)
+    center: Point | None = None
+
+    def finalize(self) -> None:
+        for street in self.streets:
+            street.finalize()
+        self.by_core = defaultdict(list)
+        for name, street in self.by_name.items():
+            core = street_core(name)
+            if core and street not in self.by_core[core]:
+                self.by_core[core].append(street)
+        self.by_core = dict(self.by_core)
+        self.name_choices = list(self.by_name)
+        self.center = centroid(s.center for s in self.streets if s.center is not None)
+
+
+@dataclass(frozen=True)
+class StreetMatch:
+    street: Street
+    how: str            # name | alt_name | core | fuzzy | other_postcode
+    score: float = 100.0
+
+
+class Gazetteer:
+    """Streets per postcode; build with `add_*` then `finalize()`, or use `load_gazetteer`."""
+
+    def __init__(self, fuzzy_cutoff: float = DEFAULT_FUZZY_CUTOFF) -> None:
+        self.fuzzy_cutoff = fuzzy_cutoff
+        self.areas: dict[str, Area] = {}
+        self.localities: dict[str, set[str]] = defaultdict(set)   # folded name -> postcodes
+        self._streets: dict[tuple[str, str], Street] = {}
+
+    # ------------------------------------------------------------------ building
+    def __len__(self) -> int:
+        return sum(len(a.streets) for a in self.areas.values())
+
+    def _area(self, postcode: str, municipalities: Iterable[str | None]) -> Area:
+        area = self.areas.get(postcode)
+        if area is None:
+            area = self.areas[postcode] = Area(postcode=postcode)
+        for name in municipalities:
+            if name:
+                folded = fold(name)
+                if folded and folded not in area.municipalities:
+                    area.municipalities.add(folded)
+                    self.localities[folded].add(postcode)
+                    area.label = area.label or name
+        return area
+
+    def _street(self, area: Area, names: Iterable[str | None]) -> Street | None:
+        given = [n for n in names if n and n.strip()]
+        normalised = [normalize_street(n) for n in given]
+        normalised = [n for n in normalised if n]
+        if not normalised:
+            return None
+        street = next((self._streets[(area.postcode, n)] for n in normalised
+                       if (area.postcode, n) in self._streets), None)
+        if street is None:
+            street = Street(postcode=area.postcode, label=given[0])
+            area.streets.append(street)
+        for name in normalised:
+            if name not in street.names:
+                street.names.add(name)
+                self._streets[(area.postcode, name)] = street
+                area.by_name.setdefault(name, street)
+        return street
+
+    def add_segment(self, *, postcode: str, street_names: Iterable[str | None],
+                    municipalities: Iterable[str | None], house_from: int, house_to: int,
+                    start: Point, end: Point) -> None:
+        area = self._area(postcode, municipalities)
+        street = self._street(area, street_names)
+        if street is not None:
+            street.segments.append(Segment(house_from, house_to, start, end))
+
+    def add_point(self, *, postcode: str, street_names: Iterable[str | None],
+                  municipalities: Iterable[str | None], house_number: str | None,
+                  lat: float, lon: float) -> None:
+        area = self._area(postcode, municipalities)
+        street = self._street(area, street_names)
+        if street is None:
+            return
+        first, _last, suffix = parse_house_number(house_number)
+        if first is not None:
+            street.add_point(first, suffix, lat, lon)
+
+    def finalize(self) -> Gazetteer:
+        for area in self.areas.values():
+            area.finalize()
+        self.localities = dict(self.localities)
+        return self
+
+    # ------------------------------------------------------------------ matching
+    def match(self, query: AddressQuery) -> Answer:
+        """The best position the gazetteer can give for one query (never raises)."""
+        asked = query_json(query.as_dict())
+        area = self.areas.get(query.postcode) if query.postcode else None
+        if area is not None:
+            areas = [area]
+        else:
+            areas = [self.areas[p] for p in sorted(self.localities.get(query.locality, ()))
+                     if p in self.areas]
+        if not areas:
+            return self._not_found(query, asked, "postcode and locality not in the gazetteer")
+        if query.street:
+            found = self._find_street(areas, query)
+            if found is not None:
+                return self._on_street(query, asked, found)
+        if area is not None:
+            if area.center is None:
+                return self._not_found(query, asked, "postcode has no positions")
+            note = f"street not found: {query.street}; " if query.street else ""
+            return self._answer(query, asked, area.center, "postcode", "postcode_centroid",
+                                f"{note}postcode {area.postcode}")
+        centers = [a.center for a in areas if a.center is not None]
+        point = centroid(centers)
+        if point is None:
+            return self._not_found(query, asked, "locality has no positions")
+        note = f"street not found: {query.street}; " if query.street else ""
+        return self._answer(query, asked, point, "locality", "locality_centroid",
+                            f"{note}locality {query.locality}")
+
+    def _find_street(self, areas: list[Area], query: AddressQuery) -> StreetMatch | None:
+        names = [(query.street, "name")]
+        if query.street_alt and query.street_alt != query.street:
+            names.append((query.street_alt, "alt_name"))
+        for name, how in names:
+            for area in areas:
+                street = area.by_name.get(name)
+                if street is not None:
+                    return StreetMatch(street, how)
+        for name, _how in names:
+            found = self._by_core(areas, name)
+            if found is not None:
+                return found
+        best: StreetMatch | None = None
+        for name, _how in names:
+            for area in areas:
+                found = self._fuzzy(area, name)
+                if found is not None and (best is None or found.score > best.score):
+                    best = found
+        if best is not None:
+            return best
+        return self._in_sibling_postcodes(areas, [n for n, _ in names])
+
+    def _by_core(self, areas: list[Area], name: str) -> StreetMatch | None:
+        core = street_core(name)
+        if not core:
+            return None
+        candidates = [s for a in areas for s in a.by_core.get(core, ())]
+        if not candidates:
+            return None
+        # Several streets can share a core (Rue / Place Sainte-Catherine): the closest
+        # whole name decides.
+        scored = [(max(fuzz.ratio(name, n) for n in s.names), s) for s in candidates]
+        score, street = max(scored, key=lambda pair: pair[0])
+        return StreetMatch(street, "core", score)
+
+    def _fuzzy(self, area: Area, name: str) -> StreetMatch | None:
+        if not area.name_choices:
+            return None
+        query_core = street_core(name)
+        for choice, score, _ in process.extract(
+                name, area.name_choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_cutoff,
+                limit=5):
+            choice_core = street_core(choice)
+            if (query_core and choice_core and query_core != name
+                    and fuzz.ratio(query_core, choice_core) < _CORE_AGREEMENT):
+                continue
+            return StreetMatch(area.by_name[choice], "fuzzy", float(score))
+        return None
+
+    def _in_sibling_postcodes(self, areas: list[Area], names: list[str]) -> StreetMatch | None:
+        seen = {a.postcode for a in areas}
+        siblings = sorted({p for a in areas for m in a.municipalities
+                           for p in self.localities.get(m, ())} - seen)
+        for postcode in siblings:
+            area = self.areas.get(postcode)
+            if area is None:
+                continue
+            for name in names:
+                street = area.by_name.get(name)
+                if street is not None:
+                    return StreetMatch(street, "other_postcode")
+        return None
+
+    def _on_street(self, query: AddressQuery, asked: str, found: StreetMatch) -> Answer:
+        street = found.street
+        how = "" if found.how in ("name", "alt_name") else f" ({found.how}"
+        if found.how == "fuzzy":
+            how += f" {found.score:.0f}"
+        how += ")" if how else ""
+        where = f"{street.label}{{number}}, {street.postcode}{how}"
+        if query.number is not None:
+            located = street.locate(query.number, query.suffix)
+            if located is not None:
+                point, method = located
+                precision = "street" if method == "nearest_number" else "house_number"
+                return self._answer(query, asked, point, precision, method,
+                                    where.format(number=f" {query.number}{query.suffix}"))
+        if street.center is None:
+            return self._not_found(query, asked, f"street {street.label} has no positions")
+        return self._answer(query, asked, street.center, "street", "street_centroid",
+                            where.format(number=""))
+
+    @staticmethod
+    def _answer(query: AddressQuery, asked: str, point: Point, precision: str, method: str,
+                matched: str) -> Answer:
+        return Answer(provider=GAZETTEER, query_key=query.gazetteer_key, query=asked,
+                      status=STATUS_OK, lat=round(point[0], 7), lon=round(point[1], 7),
+                      precision=precision, method=method, matched=matched)
+
+    @staticmethod
+    def _not_found(query: AddressQuery, asked: str, why: str) -> Answer:
+        return Answer(provider=GAZETTEER, query_key=query.gazetteer_key, query=asked,
+                      status=STATUS_NOT_FOUND, error=f"not_found: {why}")
+
+
+# ---------------------------------------------------------------------- loading
+
+def gazetteer_postcodes(db: sqlite_utils.Database) -> dict[str, set[str]]:
+    """Folded municipality name -> postcodes, over everything imported."""
+    out: dict[str, set[str]] = defaultdict(set)
+    sql = ("SELECT DISTINCT postcode, municipality_fr, municipality_nl FROM gazetteer_streets "
+           "UNION SELECT DISTINCT postcode, municipality_fr, municipality_nl "
+           "FROM gazetteer_addresses")
+    for postcode, *names in db.conn.execute(sql):
+        for name in names:
+            if name and postcode:
+                out[fold(name)].add(postcode)
+    return dict(out)
+
+
+def needed_postcodes(db: sqlite_utils.Database, queries: Iterable[AddressQuery]) -> set[str]:
+    """Postcodes whose streets the queries can reach: their own, the other postcodes of
+    the same municipality, and the postcodes of localities named without a postcode."""
+    by_locality = gazetteer_postcodes(db)
+    by_postcode: dict[str, set[str]] = defaultdict(set)
+    for postcodes in by_locality.values():
+        for p in postcodes:
+            by_postcode[p] |= postcodes
+    needed: set[str] = set()
+    for q in queries:
+        if q.postcode:
+            needed.add(q.postcode)
+            needed |= by_postcode.get(q.postcode, set())
+        if q.locality and (not q.postcode or q.postcode not in by_postcode):
+            needed |= by_locality.get(q.locality, set())
+    return needed
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None, *,
+                   fuzzy_cutoff: float = DEFAULT_FUZZY_CUTOFF) -> Gazetteer:
+    """Build the index from the store; only `postcodes` when given (None = everything)."""
+    gaz = Gazetteer(fuzzy_cutoff=fuzzy_cutoff)
+    seg_sql = ("SELECT postcode, street_fr, street_nl, municipality_fr, municipality_nl, "
+               "house_from, house_to, lat_start, lon_start, lat_end, lon_end "
+               "FROM gazetteer_streets")
+    pt_sql = ("SELECT postcode, street_fr, street_nl, street_de, municipality_fr, "
+              "municipality_nl, municipality_de, house_number, lat, lon FROM gazetteer_addresses")
+    order_seg = " ORDER BY source, seq"
+    order_pt = " ORDER BY source, postcode, street_fr, street_nl, street_de, house_number"
+    if postcodes is None:
+        batches: list[tuple[str, tuple[str, ...]]] = [("", ())]
+    else:
+        batches = [(f" WHERE postcode IN ({','.join('?' * len(chunk))})", tuple(chunk))
+                   for chunk in _chunks(sorted(postcodes))]
+    for where, params in batches:
+        for (pc, fr, nl, mfr, mnl, h_from, h_to, la1, lo1, la2, lo2) in db.conn.execute(
+                seg_sql + where + order_seg, params):
+            postcode = normalize_postcode(pc) or pc
+            if postcode and None not in (h_from, h_to, la1, lo1, la2, lo2):
+                gaz.add_segment(postcode=postcode, street_names=(fr, nl),
+                                municipalities=(mfr, mnl), house_from=int(h_from),
+                                house_to=int(h_to), start=(la1, lo1), end=(la2, lo2))
+        for (pc, fr, nl, de, mfr, mnl, mde, number, lat, lon) in db.conn.execute(
+                pt_sql + where + order_pt, params):
+            if pc and lat is not None and lon is not None:
+                gaz.add_point(postcode=pc, street_names=(fr, nl, de),
+                              municipalities=(mfr, mnl, mde), house_number=number,
+                              lat=lat, lon=lon)
+    return gaz.finalize()

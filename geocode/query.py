@@ -1,0 +1,90 @@
+"""From a listing or register-unit row to a normalised `AddressQuery` (pure functions).
+
+Boxes never reach the query: every box of a building shares its position, so "12 bte 3"
+and "12" are one query. An address with neither street, postcode nor locality cannot be
+geocoded at all; it is reported as `unparsable` rather than sent anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from horeca.geocode.model import AddressQuery
+from horeca.normalize import (
+    fold,
+    normalize_postcode,
+    normalize_street,
+    parse_address,
+    parse_house_number,
+)
+
+_BELGIUM = frozenset({"be", "bel", "belgium", "belgique", "belgie", "belgien", "belgica"})
+_DIGIT = re.compile(r"\d")
+
+
+def country_code(value: str | None, default: str = "BE") -> str:
+    folded = fold(value)
+    if not folded:
+        return default.upper()
+    if folded in _BELGIUM:
+        return "BE"
+    if len(folded) == 2 and folded.isalpha():
+        return folded.upper()
+    return default.upper()
+
+
+def build_query(*, street: str | None, house_number: str | None, postcode: str | None,
+                locality: str | None, country: str | None = None, street_alt: str | None = None,
+                raw: str | None = None, default_country: str = "BE") -> AddressQuery | None:
+    """The normalised query for one address, or None when nothing locates it.
+
+    Structured fields win; `raw` (the address as one line) fills what they lack. A street
+    with its number still attached ("Rue Neuve 12") is split.
+    """
+    cc = country_code(country, default_country)
+    if raw and not street and not postcode:
+        parts = parse_address(raw, cc)
+        street, house_number = parts.street, house_number or parts.house_number
+        postcode, locality = parts.postcode, locality or parts.locality
+    elif street and not house_number and _DIGIT.search(street):
+        parts = parse_address(street, cc)
+        if parts.street and parts.house_number:
+            street, house_number = parts.street, parts.house_number
+    first, last, suffix = parse_house_number(house_number) if house_number else (None, None, "")
+    query = AddressQuery(
+        street=normalize_street(street),
+        number=first,
+        number_last=last if last != first else None,
+        suffix=suffix,
+        postcode=normalize_postcode(postcode, cc) if postcode else None,
+        locality=fold(locality),
+        country=cc,
+        street_alt=normalize_street(street_alt),
+    )
+    if query.street == "" and query.street_alt:
+        query = AddressQuery(street=query.street_alt, number=query.number,
+                             number_last=query.number_last, suffix=query.suffix,
+                             postcode=query.postcode, locality=query.locality,
+                             country=query.country)
+    if not query.street and not query.postcode and not query.locality:
+        return None
+    return query
+
+
+def listing_query(row: dict[str, Any], default_country: str = "BE") -> AddressQuery | None:
+    return build_query(street=row.get("street"), house_number=row.get("house_number"),
+                       postcode=row.get("postcode"), locality=row.get("locality"),
+                       country=row.get("country"), raw=row.get("address_raw"),
+                       default_country=default_country)
+
+
+def unit_query(row: dict[str, Any], default_country: str = "BE") -> AddressQuery | None:
+    """Register units carry the street in French and Dutch; French leads (it is the name
+    most platforms use in Brussels), Dutch is the gazetteer's second try."""
+    street_fr, street_nl = row.get("street_fr"), row.get("street_nl")
+    return build_query(street=street_fr or street_nl, house_number=row.get("house_number"),
+                       postcode=row.get("postcode"),
+                       locality=row.get("municipality_fr") or row.get("municipality_nl"),
+                       street_alt=street_nl if street_fr else None,
+                       default_country=default_country)

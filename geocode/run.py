@@ -1,0 +1,424 @@
+"""`geocode_pending`: geocode the listings and register units that need it.
+
+For each distinct normalised address of the pending entities, the chain is:
+
+1. the cache (`geocodes`), per provider: a gazetteer answer computed before, an online
+   answer received before (used even when online is off: it costs nothing);
+2. the offline gazetteer, when its answer is not cached;
+3. the online provider, only when online is allowed, the address is not placed to the
+   house number offline, and no answer (found or not found) is cached. Errors are
+   cached as errors and tried again on the next run.
+
+The best answer by precision wins (offline on a tie). Entities are pending when they
+were never geocoded, their address changed, their answer is below house-number
+precision (a better source may exist now), the gazetteer was re-imported since, their own
+coordinates moved, or `redo_all` is set.
+
+Writes are committed as they come (offline results at once, online ones in small
+batches), so an interrupted run keeps every answer it paid for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+from horeca.geocode.config import GeocodeConfig
+from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
+from horeca.geocode.geo import haversine_m, valid_position
+from horeca.geocode.model import (
+    GAZETTEER,
+    STATUS_ERROR,
+    STATUS_NOT_FOUND,
+    AddressQuery,
+    Answer,
+    GeocodeSummary,
+    better,
+    cache_key,
+    precision_rank,
+    split_cache_key,
+)
+from horeca.geocode.online import OSM_ATTRIBUTION, OnlineGeocoder
+from horeca.geocode.query import listing_query, unit_query
+from horeca.legal_gate import audit
+from horeca.normalize import normalize_postcode
+from horeca.region import Region
+from horeca.store import transaction, upsert
+from horeca.store.runs import now_iso
+
+Progress = Callable[[str, int, int], None]   # (phase, done, total)
+
+UNPARSABLE = "unparsable: no street, postcode or locality"
+_ONLINE_COMMIT_EVERY = 10       # answers; at 1 request/s, about every 10 seconds
+
+
+@dataclass(slots=True)
+class Entity:
+    kind: str                         # listing | unit
+    id: str
+    snapshot_id: int | None
+    query: AddressQuery | None
+    own: tuple[float, float] | None   # the entity's own coordinates, when usable
+    own_bad: bool                     # coordinates given but unusable (0,0, out of range)
+    stored: dict[str, Any] | None     # its entity_geocodes row, if any
+
+
+# ------------------------------------------------------------------ reading entities
+
+def _own_position(lat: Any, lon: Any) -> tuple[tuple[float, float] | None, bool]:
+    if lat is None and lon is None:
+        return None, False
+    if valid_position(lat, lon):
+        return (float(lat), float(lon)), False
+    return None, True
+
+
+_STORED = ("e.geocode_key, e.lat AS e_lat, e.lon AS e_lon, e.precision AS e_precision, "
+           "e.provider AS e_provider, e.gap_m AS e_gap_m, e.updated_at AS e_updated_at, "
+           "e.status AS e_status, e.error AS e_error, e.snapshot_id AS e_snapshot_id")
+
+
+def _stored(row: dict[str, Any]) -> dict[str, Any] | None:
+    if row["e_updated_at"] is None and row["geocode_key"] is None and row["e_status"] is None:
+        return None
+    return {"geocode_key": row["geocode_key"], "lat": row["e_lat"], "lon": row["e_lon"],
+            "precision": row["e_precision"], "provider": row["e_provider"],
+            "gap_m": row["e_gap_m"], "updated_at": row["e_updated_at"],
+            "status": row["e_status"], "error": row["e_error"],
+            "snapshot_id": row["e_snapshot_id"]}
+
+
+def _rows(db: sqlite_utils.Database, sql: str) -> Iterator[dict[str, Any]]:
+    cursor = db.conn.execute(sql)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values, strict=True))
+
+
+def _in_region(region: Region | None, postcode: str | None, tagged: str | None,
+               own: tuple[float, float] | None) -> bool:
+    if region is None:
+        return True
+    code = normalize_postcode(postcode) if postcode else None
+    if code:
+        return region.contains_postcode(code)
+    if tagged:
+        return tagged == region.name
+    return own is not None and region.bbox is not None and region.contains_point(*own)
+
+
+def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
+                     default_country: str = "BE") -> list[Entity]:
+    """Every listing and every unit of an active register snapshot, in `region`."""
+    entities: list[Entity] = []
+    listings = (
+        "SELECT l.id, l.street, l.house_number, l.postcode, l.locality, l.country, "
+        f"l.address_raw, l.lat, l.lon, l.region, {_STORED} FROM listings l "
+        "LEFT JOIN entity_geocodes e ON e.entity_kind = 'listing' AND e.entity_id = l.id "
+        "ORDER BY l.id")
+    for row in _rows(db, listings):
+        own, bad = _own_position(row["lat"], row["lon"])
+        if not _in_region(region, row["postcode"], row["region"], own):
+            continue
+        entities.append(Entity("listing", row["id"], None, listing_query(row, default_country),
+                               own, bad, _stored(row)))
+    units = (
+        "SELECT u.unit_id, u.snapshot_id, u.street_fr, u.street_nl, u.house_number, "
+        "u.postcode, u.municipality_fr, u.municipality_nl, u.lat, u.lon, s.region, "
+        f"{_STORED} FROM register_units u "
+        "JOIN register_snapshots s ON s.id = u.snapshot_id AND s.status = 'active' "
+        "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' AND e.entity_id = u.unit_id "
+        "ORDER BY u.snapshot_id, u.unit_id")
+    for row in _rows(db, units):
+        own, bad = _own_position(row["lat"], row["lon"])
+        if not _in_region(region, row["postcode"], row["region"], own):
+            continue
+        entities.append(Entity("unit", row["unit_id"], row["snapshot_id"],
+                               unit_query(row, default_country), own, bad, _stored(row)))
+    return entities
+
+
+# ------------------------------------------------------------------ deciding what to do
+
+def gap_m(own: tuple[float, float] | None, answer: Answer | None) -> float | None:
+    if own is None or answer is None or not answer.found:
+        return None
+    assert answer.lat is not None and answer.lon is not None
+    return round(haversine_m(own[0], own[1], answer.lat, answer.lon), 1)
+
+
+def _same_gap(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, abs_tol=0.5)
+
+
+def is_pending(entity: Entity, gazetteer_imported_at: str | None, redo_all: bool) -> bool:
+    stored = entity.stored
+    if redo_all or stored is None:
+        return True
+    if entity.snapshot_id != stored["snapshot_id"]:
+        return True
+    if entity.query is None:
+        return stored["status"] != STATUS_ERROR or stored["geocode_key"] is not None
+    if stored["geocode_key"] is None:
+        return True
+    provider, key = split_cache_key(stored["geocode_key"])
+    if key not in (entity.query.key, entity.query.gazetteer_key):
+        return True
+    if stored["precision"] != "house_number":
+        return True
+    if provider == GAZETTEER and gazetteer_imported_at and (
+            stored["updated_at"] or "") <= gazetteer_imported_at:
+        return True
+    stored_answer_point = (stored["lat"], stored["lon"])
+    if stored_answer_point[0] is None:
+        return True
+    own_gap = (round(haversine_m(*entity.own, *stored_answer_point), 1)
+               if entity.own is not None else None)
+    return not _same_gap(own_gap, stored["gap_m"])
+
+
+# ------------------------------------------------------------------ the cache
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def read_cache(db: sqlite_utils.Database, keys: Iterable[str]) -> dict[str, Answer]:
+    found: dict[str, Answer] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        sql = f"SELECT * FROM geocodes WHERE key IN ({','.join('?' * len(chunk))})"
+        for row in _rows_params(db, sql, chunk):
+            found[row["key"]] = Answer.from_row(row)
+    return found
+
+
+def _rows_params(db: sqlite_utils.Database, sql: str, params: list[str]
+                 ) -> Iterator[dict[str, Any]]:
+    cursor = db.conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    for values in cursor:
+        yield dict(zip(names, values, strict=True))
+
+
+def write_answers(db: sqlite_utils.Database, answers: Iterable[Answer]) -> int:
+    stamp = now_iso()
+    rows = [a.row(stamp) for a in answers]
+    return upsert(db, "geocodes", rows, key="key") if rows else 0
+
+
+# ------------------------------------------------------------------ the run
+
+@dataclass
+class _Plan:
+    queries: dict[str, AddressQuery]            # query key -> query
+    offline: dict[str, Answer]                  # query key -> gazetteer answer
+    online: dict[str, Answer]                   # query key -> online answer (cached or new)
+
+
+def _entity_row(entity: Entity, answer: Answer | None, stamp: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "entity_kind": entity.kind, "entity_id": entity.id, "snapshot_id": entity.snapshot_id,
+        "geocode_key": None, "lat": None, "lon": None, "precision": None, "provider": None,
+        "gap_m": None, "updated_at": stamp, "status": STATUS_ERROR, "error": UNPARSABLE,
+    }
+    if answer is None:
+        return row
+    row.update(geocode_key=answer.key, provider=answer.provider, status=answer.status,
+               error=None if answer.found else (answer.error or answer.reason))
+    if answer.found:
+        row.update(lat=answer.lat, lon=answer.lon, precision=answer.precision,
+                   gap_m=gap_m(entity.own, answer))
+    return row
+
+
+def _best(plan: _Plan, query: AddressQuery | None) -> Answer | None:
+    if query is None:
+        return None
+    return better(plan.offline.get(query.key), plan.online.get(query.key))
+
+
+def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Plan) -> None:
+    stamp = now_iso()
+    rows = [_entity_row(e, _best(plan, e.query), stamp) for e in entities]
+    if rows:
+        upsert(db, "entity_geocodes", rows, key=("entity_kind", "entity_id"))
+
+
+def _needs_online(offline: Answer | None) -> bool:
+    return offline is None or not offline.found or offline.precision != "house_number"
+
+
+def geocode_pending(db: sqlite_utils.Database, region: Region | None = None, *,
+                    online: bool | None = None, config: GeocodeConfig | None = None,
+                    redo_all: bool = False, online_geocoder: OnlineGeocoder | None = None,
+                    progress: Progress | None = None, actor: str | None = None,
+                    purpose: str | None = None) -> GeocodeSummary:
+    """Geocode what needs it; return counts by precision, provider and failure reason.
+
+    `online` overrides `config.online`. `online_geocoder` lets a caller reuse one
+    configured geocoder (and read its request counter) across runs.
+    """
+    config = config or GeocodeConfig()
+    go_online = config.online if online is None else online
+    summary = GeocodeSummary(gap_threshold_m=config.gap_threshold_m)
+    entities = collect_entities(db, region, config.country)
+    imported_at = db.conn.execute("SELECT max(imported_at) FROM gazetteer_sources").fetchone()[0]
+    pending = [e for e in entities if is_pending(e, imported_at, redo_all)]
+    summary.entities, summary.pending = len(entities), len(pending)
+    summary.up_to_date = len(entities) - len(pending)
+
+    queries: dict[str, AddressQuery] = {}
+    for e in pending:
+        if e.query is not None:
+            queries.setdefault(e.query.key, e.query)
+    summary.queries = len(queries)
+    plan = _Plan(queries=queries, offline={}, online={})
+
+    geocoder = online_geocoder
+    if go_online and geocoder is None and queries:
+        geocoder = OnlineGeocoder(config)   # refuses early without a user agent
+    online_id = geocoder.provider_id if geocoder is not None else config.provider_id
+
+    _offline_phase(db, plan, config, summary, progress)
+    to_send = _online_candidates(db, plan, online_id, summary)
+    with transaction(db):
+        _write_entities(db, pending, plan)
+
+    if to_send and geocoder is not None:
+        _online_phase(db, plan, to_send, pending, geocoder, summary, progress)
+    elif to_send:
+        summary.online_skipped = len(to_send)
+    if any(a.found for a in plan.online.values()) and online_id.split("@")[0] in (
+            "nominatim", "photon"):
+        summary.attribution = OSM_ATTRIBUTION
+
+    _summarise(entities, pending, plan, summary)
+    if pending:
+        with transaction(db):
+            audit.record(db, "geocode", actor=actor, target="entity_geocodes",
+                         rows=len(pending), purpose=purpose,
+                         details={k: v for k, v in summary.as_counts().items()
+                                  if k in ("pending", "queries", "online_requests",
+                                           "by_precision", "failures")})
+    return summary
+
+
+def _offline_phase(db: sqlite_utils.Database, plan: _Plan, config: GeocodeConfig,
+                   summary: GeocodeSummary, progress: Progress | None) -> None:
+    gazetteer_keys = {cache_key(GAZETTEER, q.gazetteer_key): k for k, q in plan.queries.items()}
+    cached = read_cache(db, gazetteer_keys)
+    for ckey, answer in cached.items():
+        plan.offline[gazetteer_keys[ckey]] = answer
+    summary.cache_hits += len(cached)
+    missing = [(k, q) for k, q in plan.queries.items() if k not in plan.offline]
+    if not missing:
+        return
+    gazetteer = load_gazetteer(db, needed_postcodes(db, (q for _, q in missing)),
+                               fuzzy_cutoff=config.fuzzy_cutoff)
+    computed = []
+    for i, (key, query) in enumerate(missing, start=1):
+        answer = _match(gazetteer, query)
+        plan.offline[key] = answer
+        computed.append(answer)
+        if progress and (i % 5000 == 0 or i == len(missing)):
+            progress("offline", i, len(missing))
+    with transaction(db):
+        write_answers(db, computed)
+
+
+def _match(gazetteer: Gazetteer, query: AddressQuery) -> Answer:
+    if not gazetteer.areas:
+        return Answer(provider=GAZETTEER, query_key=query.gazetteer_key, query="",
+                      status=STATUS_NOT_FOUND, error="not_found: no gazetteer imported")
+    return gazetteer.match(query)
+
+
+def _online_candidates(db: sqlite_utils.Database, plan: _Plan, online_id: str,
+                       summary: GeocodeSummary) -> list[str]:
+    """Query keys to send online: not placed to the number offline, and not cached."""
+    wanted = [k for k in plan.queries if _needs_online(plan.offline.get(k))]
+    online_keys = {cache_key(online_id, k): k for k in wanted}
+    cached = read_cache(db, online_keys)
+    to_send = []
+    for ckey, key in online_keys.items():
+        answer = cached.get(ckey)
+        if answer is not None and answer.status != STATUS_ERROR:
+            plan.online[key] = answer
+            summary.cache_hits += 1
+        else:
+            to_send.append(key)
+    return to_send
+
+
+def _online_phase(db: sqlite_utils.Database, plan: _Plan, to_send: list[str],
+                  pending: list[Entity], geocoder: OnlineGeocoder, summary: GeocodeSummary,
+                  progress: Progress | None) -> None:
+    by_key: dict[str, list[Entity]] = {}
+    for e in pending:
+        if e.query is not None:
+            by_key.setdefault(e.query.key, []).append(e)
+    start_requests = geocoder.requests
+    batch: list[Answer] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        sent = [a for a in batch if a.reason != "online_stopped"]
+        touched = [e for a in batch for e in by_key.get(a.query_key, ())]
+        with transaction(db):
+            write_answers(db, sent)
+            _write_entities(db, touched, plan)
+        batch.clear()
+
+    last_flush = time.monotonic()
+    for i, key in enumerate(to_send, start=1):
+        answer = geocoder.lookup(plan.queries[key])
+        plan.online[key] = answer
+        batch.append(answer)
+        if answer.reason == "online_stopped":
+            summary.online_errors["online_stopped"] += 1
+        else:
+            summary.online_queries += 1
+            if answer.status == STATUS_ERROR:
+                summary.online_errors[answer.reason or "error"] += 1
+        if len(batch) >= _ONLINE_COMMIT_EVERY or time.monotonic() - last_flush > 15:
+            flush()
+            last_flush = time.monotonic()
+        if progress:
+            progress("online", i, len(to_send))
+    flush()
+    summary.online_requests = geocoder.requests - start_requests
+
+
+def _summarise(entities: list[Entity], pending: list[Entity], plan: _Plan,
+               summary: GeocodeSummary) -> None:
+    pending_ids = {(e.kind, e.id) for e in pending}
+    threshold = summary.gap_threshold_m
+    for e in entities:
+        if (e.kind, e.id) in pending_ids:
+            answer = _best(plan, e.query)
+            row = _entity_row(e, answer, "")
+        else:
+            assert e.stored is not None
+            row = e.stored
+        if e.own_bad:
+            summary.bad_coordinates += 1
+        if row["lat"] is None:
+            summary.by_precision["none"] += 1
+            reason = (row["error"] or "not_found").split(":", 1)[0]
+            summary.failures[reason] += 1
+            continue
+        summary.by_precision[row["precision"]] += 1
+        summary.by_provider[split_cache_key(row["geocode_key"])[0] if row["geocode_key"]
+                            else row["provider"]] += 1
+        if row["gap_m"] is not None and precision_rank(row["precision"]) == 0:
+            summary.gaps_checked += 1
+            if row["gap_m"] > threshold:
+                summary.large_gaps += 1
