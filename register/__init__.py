@@ -1,1 +1,16 @@
-"""register."""
+"""Register import: KBO Open Data (full and update extracts) or any CSV register, filtered
+to a region while streaming, stored as an atomically replaced snapshot of register units.
+
+Public API:
+    import_register(db, ImportRequest(...))  -> ImportResult   (one snapshot per region)
+    active_snapshot(db, region)              -> the region's active snapshot row or None
+    iter_units(db, snapshot_id)              -> units with names/phones/nace decoded
+    list_snapshots(db)                       -> snapshot rows (for status displays)
+See docs/register.md.
+"""
+
+from horeca.register.importer import ImportRequest, ImportResult, import_register
+from horeca.register.snapshots import active_snapshot, iter_units, list_snapshots
+
+__all__ = ["ImportRequest", "ImportResult", "active_snapshot", "import_register", "iter_units",
+           "list_snapshots"]
