@@ -286,6 +286,8 @@ def _v1(db: sqlite_utils.Database) -> None:
             verdict TEXT,     -- confirmed | registered_under | closed | false_positive | not_visited
             register_number TEXT,
             comment TEXT,
+            outcome TEXT,     -- what the reviewed row said: match | doubt | no-match
+            unit_id TEXT,     -- the register unit that row was matched to, if any
             reviewer TEXT,
             reviewed_at TEXT,
             file TEXT,
