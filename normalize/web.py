@@ -16,14 +16,22 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tldextract
 
-# Private-domain suffixes (blogspot.com, github.io, ...) are included so that two
-# businesses hosted on the same platform keep different registered domains.
-_EXTRACT = tldextract.TLDExtract(
-    cache_dir=None,
-    suffix_list_urls=(),
-    fallback_to_snapshot=True,
-    include_psl_private_domains=True,
-)
+
+def make_offline_extractor() -> tldextract.TLDExtract:
+    """A tldextract extractor that reads only the snapshot bundled with the package.
+
+    Private-domain suffixes (blogspot.com, github.io, ...) are included so that two
+    businesses hosted on the same platform keep different registered domains.
+    """
+    return tldextract.TLDExtract(
+        cache_dir=None,
+        suffix_list_urls=(),
+        fallback_to_snapshot=True,
+        include_psl_private_domains=True,
+    )
+
+
+_EXTRACT = make_offline_extractor()
 
 _TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "mc_cid", "mc_eid",
