@@ -6,6 +6,7 @@ Public API:
 * `top_targets(db, n=10)` -> list of `Target` (for a run's closing summary)
 * `import_review(db, path, reviewer, actor, purpose)` -> `ReviewSummary`
 * `verdict_overrides(db)` -> {listing id: `Override`}; `apply_verdicts(db)` (after keying)
+* `review_labels(db, [(place id, listing ids)])` -> `ReviewLabels` (keying's `Labels`)
 * priority: `PriorityWeights`, `load_weights`, `activity_score`, `activity_gap`,
   `priority_score` (pure functions, see `horeca.exports.priority`)
 """
@@ -31,14 +32,17 @@ from horeca.exports.review import ReviewImportError, ReviewSummary, import_revie
 from horeca.exports.verdicts import (
     VERDICTS,
     Override,
+    ReviewLabels,
     apply_verdicts,
     latest_verdicts,
+    review_labels,
     verdict_overrides,
 )
 
 __all__ = [
     "DEFAULT_WEIGHTS", "FORMATS", "KINDS", "VERDICTS", "ExportSummary", "Override",
-    "PriorityWeights", "ReviewImportError", "ReviewSummary", "Target", "activity_gap",
-    "activity_score", "apply_verdicts", "build_rows", "export_places", "import_review",
-    "latest_verdicts", "load_weights", "priority_score", "top_targets", "verdict_overrides",
+    "PriorityWeights", "ReviewImportError", "ReviewLabels", "ReviewSummary", "Target",
+    "activity_gap", "activity_score", "apply_verdicts", "build_rows", "export_places",
+    "import_review", "latest_verdicts", "load_weights", "priority_score", "review_labels",
+    "top_targets", "verdict_overrides",
 ]

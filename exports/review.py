@@ -194,21 +194,47 @@ def parse_review_date(text: str) -> str | None:
 
 
 class _Resolver:
-    """Maps a row's place id / listing ids (real or pseudonymised) to a current place."""
+    """Maps a row's place id / listing ids / unit (real or pseudonymised) to the store."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
-        key = pseudonym_key(db)
+        self.db = db
+        self.key = pseudonym_key(db)
         self.places: dict[str, list[str]] = {}
         self.listing_place: dict[str, str] = {}
         self.alias: dict[str, str] = {}          # pseudonym -> real id (places, listings)
+        self.results = {r["place_id"]: (r["outcome"], r["unit_id"]) for r in db.query(
+            "SELECT place_id, outcome, unit_id FROM keying_results")}
+        self._unit_alias: dict[str, str] | None = None
         for row in db.query("SELECT id, listing_ids FROM places"):
             ids = [str(x) for x in json.loads(row["listing_ids"] or "[]")]
             self.places[row["id"]] = ids
-            self.alias[pseudonym(key, "place", row["id"]) or ""] = row["id"]
+            self.alias[pseudonym(self.key, "place", row["id"]) or ""] = row["id"]
             for lid in ids:
                 self.listing_place[lid] = row["id"]
         for (lid,) in db.execute("SELECT id FROM listings"):
-            self.alias[pseudonym(key, "listing", lid) or ""] = lid
+            self.alias[pseudonym(self.key, "listing", lid) or ""] = lid
+
+    def unit(self, cell: str) -> str | None:
+        """A register unit id from an export cell; only natural persons' are pseudonymised."""
+        if not cell.startswith("unit-"):
+            return cell or None
+        if self._unit_alias is None:
+            self._unit_alias = {pseudonym(self.key, "unit", u) or "": u for (u,) in
+                                self.db.execute("SELECT DISTINCT unit_id FROM register_units "
+                                                "WHERE natural_person = 1")}
+        return self._unit_alias.get(cell)
+
+    def reviewed(self, place_id: str, cells: dict[str, str]) -> tuple[str | None, str | None]:
+        """The outcome and unit of the row the inspector reviewed: as the file shows them,
+        else as keying has them now."""
+        db_outcome, db_unit = self.results.get(place_id, (None, None))
+        outcome = cells.get("outcome") if cells.get("outcome") in (
+            "match", "doubt", "no-match") else db_outcome
+        unit = None
+        if outcome == "match":
+            unit = self.unit(cells.get("register_unit", "")) or (
+                db_unit if db_outcome == "match" else None)
+        return outcome, unit
 
     def resolve(self, place_cell: str, listings_cell: str
                 ) -> tuple[str | None, list[str]]:
@@ -236,6 +262,8 @@ class _Valid:
     register_number: str | None
     comment: str | None
     reviewed_at: str
+    outcome: str | None
+    unit_id: str | None
 
 
 def _validate(line: int, cells: dict[str, str], resolver: _Resolver
@@ -280,8 +308,9 @@ def _validate(line: int, cells: dict[str, str], resolver: _Resolver
     if reviewed_at[:10] > date.today().isoformat():
         return Problem(line, f"reviewed_on {reviewed_text!r} is in the future",
                        "write the day of the visit as YYYY-MM-DD")
+    outcome, unit_id = resolver.reviewed(place_id, cells)
     return _Valid(line, place_id, listing_ids, verdict, number,
-                  cells.get("comment") or None, reviewed_at)
+                  cells.get("comment") or None, reviewed_at, outcome, unit_id)
 
 
 # --- storing ---------------------------------------------------------------------------
@@ -351,12 +380,14 @@ def import_review(db: sqlite_utils.Database, path: str | Path, reviewer: str, ac
             listing_ids = json.dumps(sorted(set(v.listing_ids)))
             new = {"place_id": place_id, "listing_ids": listing_ids, "verdict": v.verdict,
                    "register_number": v.register_number, "comment": v.comment,
-                   "reviewer": reviewer, "reviewed_at": v.reviewed_at, "file": str(path),
+                   "outcome": v.outcome, "unit_id": v.unit_id, "reviewer": reviewer,
+                   "reviewed_at": v.reviewed_at, "file": str(path),
                    "imported_at": imported_at, "run_id": run_id}
             if old is None:
                 summary.added += 1
-            elif (old["verdict"], old["register_number"], old["comment"], old["listing_ids"]
-                  ) == (v.verdict, v.register_number, v.comment, listing_ids):
+            elif (old["verdict"], old["register_number"], old["comment"], old["listing_ids"],
+                  old["outcome"], old["unit_id"]) == (v.verdict, v.register_number, v.comment,
+                                                      listing_ids, v.outcome, v.unit_id):
                 summary.unchanged += 1
                 continue
             else:

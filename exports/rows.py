@@ -69,6 +69,7 @@ class Unit:
     declared_turnover: float | None = None
     enterprise_number: str | None = None
     establishment_number: str | None = None
+    declared_level: str | None = None   # establishment | enterprise: whose figures
 
 
 @dataclass
@@ -174,7 +175,8 @@ def _unit(row: dict[str, Any]) -> Unit:
                 declared_workers=row.get("declared_workers"),
                 declared_turnover=row.get("declared_turnover"),
                 enterprise_number=row.get("enterprise_number"),
-                establishment_number=row.get("establishment_number"))
+                establishment_number=row.get("establishment_number"),
+                declared_level=row.get("declared_level"))
 
 
 def _candidate_dicts(raw: str | None) -> list[dict[str, Any]]:
@@ -301,7 +303,7 @@ def load_places(db: sqlite_utils.Database, outcomes: Iterable[str] | None = None
                 continue
             unit = units.get((r["snapshot_id"], uid)) or Unit(unit_id=uid, name=c.get("name"))
             candidates.append(Candidate(unit=unit, grades=_candidate_grades(c),
-                                        score=_num(c.get("score"))))
+                                        score=_num(c.get("score", c.get("probability")))))
         matched = None
         if r["unit_id"]:
             matched = units.get((r["snapshot_id"], str(r["unit_id"]))) or Unit(
@@ -496,7 +498,7 @@ def to_row(rec: PlaceRecord, *, exported_at: str, pseudonymise_key: bytes | None
         "price_range": rec.signals.price_range, "rooms": rec.signals.rooms,
         "platforms": rec.signals.platforms, "last_seen": rec.last_seen,
         "register_unit": unit_id(rec.matched) if rec.outcome == "match" else None,
-        "declared_by": unit_id(declared),
+        "declared_by": _declared_by(unit_id(declared), declared),
         "declared_workers": declared.declared_workers if declared else None,
         "declared_turnover": declared.declared_turnover if declared else None,
     }
@@ -521,6 +523,15 @@ def to_row(rec: PlaceRecord, *, exported_at: str, pseudonymise_key: bytes | None
             row[col] = red.text(row[col])
     assert tuple(row) == COLUMN_NAMES, "row columns out of step with COLUMNS"
     return row
+
+
+def _declared_by(shown_id: str | None, unit: Unit | None) -> str | None:
+    if shown_id is None or unit is None:
+        return shown_id
+    if unit.declared_level == "enterprise" and (
+            unit.declared_workers is not None or unit.declared_turnover is not None):
+        return f"{shown_id} (figures of the whole enterprise)"
+    return shown_id
 
 
 def _id_reveals(rec: PlaceRecord) -> bool:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import sqlite_utils
 from horeca.normalize.identifiers import is_valid_enterprise_number
@@ -47,6 +48,8 @@ class Override:
     comment: str | None = None
     imported_at: str | None = None
     verdict_id: int = 0
+    outcome: str | None = None      # what the reviewed row said (match | doubt | no-match)
+    unit_id: str | None = None      # the unit that row was matched to, if any
 
     @property
     def settles(self) -> bool:
@@ -101,7 +104,7 @@ def latest_verdicts(db: sqlite_utils.Database, *, settling_only: bool = False
                      reviewer=row["reviewer"] or "", reviewed_at=row["reviewed_at"] or "",
                      place_id=row["place_id"] or "", listing_ids=_listing_ids(row["listing_ids"]),
                      comment=row["comment"], imported_at=row["imported_at"],
-                     verdict_id=int(row["id"]))
+                     verdict_id=int(row["id"]), outcome=row["outcome"], unit_id=row["unit_id"])
         if settling_only and not o.settles:
             continue
         for lid in o.listing_ids:
@@ -182,3 +185,43 @@ def apply_verdicts(db: sqlite_utils.Database) -> int:
                             "reason = ? WHERE place_id = ?", (unit_id, reason, row["place_id"]))
             changed += 1
     return changed
+
+
+@dataclass
+class ReviewLabels:
+    """What verdicts teach keying, keyed by the current run's place ids. Same fields as
+    `horeca.keying.engine.Labels`: `Labels(r.pairs, r.registered_under, frozenset(r.absent))`.
+
+    * registered_under N -> `registered_under[place] = unit id` (a forced match);
+    * confirmed on a match -> `pairs[(place, unit)] = 1`; on a doubt or no-match (the
+      inspector found it is not in the register) -> `absent`;
+    * false_positive on a match (the unit is not this business) -> `pairs[(place, unit)] = 0`;
+    * closed, false_positive on a doubt or no-match, not_visited -> nothing to learn.
+    """
+
+    pairs: dict[tuple[str, str], int] = field(default_factory=dict)
+    registered_under: dict[str, str] = field(default_factory=dict)
+    absent: set[str] = field(default_factory=set)
+
+
+def review_labels(db: sqlite_utils.Database,
+                  places: Iterable[tuple[str, Sequence[str]]]) -> ReviewLabels:
+    """Labels for the places of a keying run, given as (place id, member listing ids)."""
+    overrides = verdict_overrides(db)
+    labels = ReviewLabels()
+    if not overrides:
+        return labels
+    for place_id, listing_ids in places:
+        o = place_override(tuple(listing_ids), overrides)
+        if o is None:
+            continue
+        if o.verdict == "registered_under" and o.register_number:
+            unit = find_unit(db, o.register_number)
+            labels.registered_under[place_id] = unit["unit_id"] if unit else o.register_number
+        elif o.verdict == "confirmed" and o.outcome == "match" and o.unit_id:
+            labels.pairs[(place_id, o.unit_id)] = 1
+        elif o.verdict == "confirmed" and o.outcome in ("doubt", "no-match"):
+            labels.absent.add(place_id)
+        elif o.verdict == "false_positive" and o.outcome == "match" and o.unit_id:
+            labels.pairs[(place_id, o.unit_id)] = 0
+    return labels

@@ -17,6 +17,7 @@ from horeca.exports import (
     build_rows,
     export_places,
     import_review,
+    review_labels,
     verdict_overrides,
 )
 from horeca.exports.review import normalise_verdict, parse_review_date
@@ -303,3 +304,54 @@ def test_review_dates() -> None:
     assert parse_review_date("05.10.2026") == "2026-10-05"
     assert parse_review_date("2026-10-01T08:00:00+00:00") == "2026-10-01T08:00:00+00:00"
     assert parse_review_date("soon") is None
+
+
+def test_verdicts_become_keying_labels_that_follow_listings(store, tmp_path):
+    db, ids = store
+    exported = _export_csv(db, tmp_path)
+    filled = tmp_path / "f.csv"
+    day = {"reviewed_on": "2026-10-05"}
+    _fill(exported, {
+        ids["parc"]: {"verdict": "confirmed", **day},          # a match, right unit
+        ids["grand"]: {"verdict": "false_positive", **day},    # a match, wrong unit
+        ids["script"]: {"verdict": "confirmed", **day},        # a no-match, truly absent
+        ids["tiny"]: {"verdict": "closed", **day},             # nothing to learn
+        ids["frituur-jan-peeters"]: {"verdict": "registered_under",
+                                     "register_number": "0700000104", **day},
+    }, filled)
+    import_review(db, filled, "B", ACTOR, PURPOSE)
+    stored = {r["place_id"]: r for r in db.query("SELECT * FROM verdicts")}
+    assert (stored[ids["parc"]]["outcome"], stored[ids["parc"]]["unit_id"]) == (
+        "match", "2.100.000.015")
+    assert (stored[ids["script"]]["outcome"], stored[ids["script"]]["unit_id"]) == (
+        "no-match", None)
+
+    places = [(r["id"], json.loads(r["listing_ids"])) for r in db.query("SELECT * FROM places")]
+    places.append(("P-rekeyed", ["gustoreviews:script"]))  # same listing, new place id
+    labels = review_labels(db, places)
+    assert labels.pairs == {(ids["parc"], "2.100.000.015"): 1,
+                            (ids["grand"], "2.100.000.213"): 0}
+    assert labels.absent == {ids["script"], "P-rekeyed"}
+    assert labels.registered_under == {ids["frituur-jan-peeters"]: "2.100.000.114"}
+
+
+def test_a_pseudonymised_matched_unit_is_mapped_back_on_import(store, tmp_path):
+    db, ids = store
+    exported = _export_csv(db, tmp_path)
+    filled = tmp_path / "f.csv"
+    _fill(exported, {ids["frituur-jan-peeters"]: {
+        "verdict": "registered_under", "register_number": "0700.000.104",
+        "reviewed_on": "2026-10-05"}}, filled)
+    import_review(db, filled, "B", ACTOR, PURPOSE)
+    # A second inspector sees the (now matched, pseudonymised) row and confirms it.
+    second = tmp_path / "second.csv"
+    export_places(db, "match", "csv", second, actor=ACTOR, purpose=PURPOSE,
+                  include_reviewed=True)
+    _, rows = _read(second)
+    row = next(r for r in rows if r["place_id"] == ids["frituur-jan-peeters"])
+    assert row["register_unit"].startswith("unit-")
+    _fill(second, {ids["frituur-jan-peeters"]: {"verdict": "confirmed",
+                                                "reviewed_on": "2026-10-09"}}, filled)
+    import_review(db, filled, "C", ACTOR, PURPOSE)
+    latest = next(db.query("SELECT * FROM verdicts WHERE reviewer = 'C'"))
+    assert (latest["outcome"], latest["unit_id"]) == ("match", "2.100.000.114")
