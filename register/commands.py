@@ -115,12 +115,12 @@ def print_summary(result: ImportResult) -> None:
     if result.status == "unchanged":
         console.print(f"register snapshot {result.snapshot_id} for {result.region} already "
                       f"holds this extract ({date}{extract}); nothing to do "
-                      "(--force rebuilds it)", markup=False)
+                      "(--force rebuilds it)", markup=False, soft_wrap=True)
         return
     console.print(
         f"register snapshot {result.snapshot_id} for {result.region} ({result.fmt}, "
         f"{date}{extract}) is now active: {c.get('units', 0)} units, "
-        f"{c.get('horeca_units', 0)} HoReCa", markup=False)
+        f"{c.get('horeca_units', 0)} HoReCa", markup=False, soft_wrap=True)
     by_type = [f"{c[k]} {label}" for k, label in (
         ("establishment_units", "establishment units"), ("seat_only_units", "seat-only"),
         ("natural_person_units", "natural persons"),
@@ -131,20 +131,20 @@ def print_summary(result: ImportResult) -> None:
         ("enterprises_without_address", "enterprises without any address (not kept)"))
         if c.get(k)]
     if by_type:
-        console.print("  " + ", ".join(by_type), markup=False)
+        console.print("  " + ", ".join(by_type), markup=False, soft_wrap=True)
     unusable = c.get("contacts_unusable") or {}
     if any(unusable.values()):
         console.print("  contacts not usable (dropped): " + ", ".join(
-            f"{n} {kind}" for kind, n in unusable.items() if n), markup=False)
+            f"{n} {kind}" for kind, n in unusable.items() if n), markup=False, soft_wrap=True)
     if result.superseded:
         console.print(f"  replaced snapshot {', '.join(map(str, result.superseded))}",
-                      markup=False)
+                      markup=False, soft_wrap=True)
     for reason, info in result.issues.as_dict().items():
         console.print(f"  skipped {info['count']} rows: {reason.replace('_', ' ')}",
-                      markup=False)
+                      markup=False, soft_wrap=True)
         for example in info["examples"]:
-            console.print(f"    {example}", markup=False)
-    console.print(f"  done in {result.seconds:.1f} s", markup=False)
+            console.print(f"    {example}", markup=False, soft_wrap=True)
+    console.print(f"  done in {result.seconds:.1f} s", markup=False, soft_wrap=True)
 
 
 @register_app.command("status")
@@ -166,7 +166,7 @@ def status_command(
         return
     if not rows:
         console.print("no register snapshot yet: run `horeca register import PATH "
-                      "--region R`", markup=False)
+                      "--region R`", markup=False, soft_wrap=True)
         return
     table = Table("id", "region", "status", "format", "snapshot date", "extract", "units",
                   "HoReCa", "imported at", "source")

@@ -37,6 +37,18 @@ TABLES: dict[str, tuple[str, ...]] = {
 # The tables a register import reads; code.csv is not needed.
 DATA_TABLES = ("enterprise", "establishment", "denomination", "address", "contact", "activity")
 OPTIONAL_TABLES = ("branch",)
+# The columns the import reads; a file lacking one of them is refused up front.
+USED: dict[str, tuple[str, ...]] = {
+    "enterprise": ("EnterpriseNumber", "TypeOfEnterprise", "JuridicalForm", "StartDate"),
+    "establishment": ("EstablishmentNumber", "EnterpriseNumber", "StartDate"),
+    "denomination": ("EntityNumber", "TypeOfDenomination", "Language", "Denomination"),
+    "address": ("EntityNumber", "TypeOfAddress", "Zipcode", "MunicipalityNL",
+                "MunicipalityFR", "StreetNL", "StreetFR", "HouseNumber", "Box",
+                "ExtraAddressInfo", "DateStrikingOff", "CountryNL", "CountryFR"),
+    "contact": ("EntityNumber", "ContactType", "Value"),
+    "activity": ("EntityNumber", "NaceVersion", "NaceCode", "Classification"),
+    "branch": ("Id", "EnterpriseNumber"),
+}
 # Column an update's <table>_delete.csv names the removed entities by.
 ENTITY_KEY: dict[str, str] = {
     "enterprise": "EnterpriseNumber", "establishment": "EstablishmentNumber", "branch": "Id",
@@ -117,6 +129,7 @@ def open_extract(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") -
                         fix="download the complete extract again (every file of the zip is "
                             "needed)")
     extract.meta = read_meta(source, encoding=encoding, delimiter=delimiter)
+    check_headers(extract, encoding=encoding, delimiter=delimiter)
     declared = (extract.meta.get("ExtractType") or "").strip().lower()
     if declared in ("full", "update") and declared != kind:
         source.close()
@@ -124,6 +137,22 @@ def open_extract(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") -
                         f"{kind} extract", path=source.label("meta.csv"),
                         fix="download the extract again; the zip looks mixed up")
     return extract
+
+
+def check_headers(extract: KboExtract, *, encoding: str, delimiter: str) -> None:
+    """Every file's header (and the encoding of its first block) before any streaming, so
+    a wrong file fails in a second rather than after minutes of reading the others."""
+    for table in (*DATA_TABLES, *OPTIONAL_TABLES):
+        parts = [None] if extract.kind == "full" else ["delete", "insert"]
+        for part in parts:
+            member = extract.member(table, part)
+            if not extract.source.has(member):
+                continue
+            wanted = (ENTITY_KEY[table],) if part == "delete" else USED[table]
+            expected = (ENTITY_KEY[table],) if part == "delete" else TABLES[table]
+            with extract.source.open(member) as stream:
+                read_layout(stream, extract.source.label(member), wanted, encoding=encoding,
+                            delimiter=delimiter, expected_header=expected)
 
 
 def read_meta(source: Source, *, encoding: str, delimiter: str) -> dict[str, str]:

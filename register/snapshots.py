@@ -58,10 +58,10 @@ def _batches(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
 
 
 def write_units(db: sqlite_utils.Database, snapshot_id: int, rows: Iterable[tuple],
-                batch_size: int = WRITE_BATCH) -> int:
+                batch_size: int | None = None) -> int:
     """Append unit rows (tuples in UNIT_COLUMNS order); returns how many were written."""
     written = 0
-    for batch in _batches(rows, batch_size):
+    for batch in _batches(rows, batch_size or WRITE_BATCH):
         with transaction(db):
             db.conn.executemany(_INSERT, [(snapshot_id, *row) for row in batch])
         written += len(batch)

@@ -439,7 +439,8 @@ def test_wrong_encoding_is_named_with_line_and_encoding_option_fixes_it(db, tmp_
     with pytest.raises(UserError) as info:
         run(db, folder)
     assert "not valid utf-8" in str(info.value) and "--encoding" in str(info.value)
-    assert "address.csv:3" in str(info.value)  # 'Chaussée' on the second data row
+    # found by the check of every file's first block, before any streaming
+    assert "denomination.csv:7" in str(info.value)  # 'Hôtel' on the sixth data row
     assert run(db, folder, encoding="latin-1").counts["units"] == 5
 
 
