@@ -1,8 +1,9 @@
 """From a listing or register-unit row to a normalised `AddressQuery` (pure functions).
 
 Boxes never reach the query: every box of a building shares its position, so "12 bte 3"
-and "12" are one query. An address with neither street, postcode nor locality cannot be
-geocoded at all; it is reported as `unparsable` rather than sent anywhere.
+and "12" are one query. An address with neither postcode nor locality cannot be placed (a
+street name alone repeats across municipalities); it is reported as `unparsable` rather
+than sent anywhere.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def country_code(value: str | None, default: str = "BE") -> str:
 def build_query(*, street: str | None, house_number: str | None, postcode: str | None,
                 locality: str | None, country: str | None = None, street_alt: str | None = None,
                 raw: str | None = None, default_country: str = "BE") -> AddressQuery | None:
-    """The normalised query for one address, or None when nothing locates it.
+    """The normalised query for one address, or None without postcode or locality.
 
     Structured fields win; `raw` (the address as one line) fills what they lack. A street
     with its number still attached ("Rue Neuve 12") is split.
@@ -67,7 +68,8 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
                              number_last=query.number_last, suffix=query.suffix,
                              postcode=query.postcode, locality=query.locality,
                              country=query.country)
-    if not query.street and not query.postcode and not query.locality:
+    if not query.postcode and not query.locality:
+        # A street name alone repeats across municipalities: nothing places it.
         return None
     return query
 

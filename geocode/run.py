@@ -11,8 +11,8 @@ For each distinct normalised address of the pending entities, the chain is:
 
 The best answer by precision wins (offline on a tie). Entities are pending when they
 were never geocoded, their address changed, their answer is below house-number
-precision (a better source may exist now), the gazetteer was re-imported since, their own
-coordinates moved, or `redo_all` is set.
+precision (a better source may exist now), their answer left the cache (a gazetteer
+import drops the gazetteer's answers), their own coordinates moved, or `redo_all` is set.
 
 Writes are committed as they come (offline results at once, online ones in small
 batches), so an interrupted run keeps every answer it paid for.
@@ -52,7 +52,7 @@ from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
 
-UNPARSABLE = "unparsable: no street, postcode or locality"
+UNPARSABLE = "unparsable: neither postcode nor locality"
 _ONLINE_COMMIT_EVERY = 10       # answers; at 1 request/s, about every 10 seconds
 
 
@@ -77,7 +77,8 @@ def _own_position(lat: Any, lon: Any) -> tuple[tuple[float, float] | None, bool]
     return None, True
 
 
-_STORED = ("e.geocode_key, e.lat AS e_lat, e.lon AS e_lon, e.precision AS e_precision, "
+_STORED = ("e.geocode_key, (g.key IS NOT NULL) AS e_cached, e.lat AS e_lat, e.lon AS e_lon, "
+           "e.precision AS e_precision, "
            "e.provider AS e_provider, e.gap_m AS e_gap_m, e.updated_at AS e_updated_at, "
            "e.status AS e_status, e.error AS e_error, e.snapshot_id AS e_snapshot_id")
 
@@ -89,7 +90,7 @@ def _stored(row: dict[str, Any]) -> dict[str, Any] | None:
             "precision": row["e_precision"], "provider": row["e_provider"],
             "gap_m": row["e_gap_m"], "updated_at": row["e_updated_at"],
             "status": row["e_status"], "error": row["e_error"],
-            "snapshot_id": row["e_snapshot_id"]}
+            "snapshot_id": row["e_snapshot_id"], "cached": bool(row["e_cached"])}
 
 
 def _rows(db: sqlite_utils.Database, sql: str) -> Iterator[dict[str, Any]]:
@@ -119,7 +120,7 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
         "SELECT l.id, l.street, l.house_number, l.postcode, l.locality, l.country, "
         f"l.address_raw, l.lat, l.lon, l.region, {_STORED} FROM listings l "
         "LEFT JOIN entity_geocodes e ON e.entity_kind = 'listing' AND e.entity_id = l.id "
-        "ORDER BY l.id")
+        "LEFT JOIN geocodes g ON g.key = e.geocode_key ORDER BY l.id")
     for row in _rows(db, listings):
         own, bad = _own_position(row["lat"], row["lon"])
         if not _in_region(region, row["postcode"], row["region"], own):
@@ -132,7 +133,7 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
         f"{_STORED} FROM register_units u "
         "JOIN register_snapshots s ON s.id = u.snapshot_id AND s.status = 'active' "
         "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' AND e.entity_id = u.unit_id "
-        "ORDER BY u.snapshot_id, u.unit_id")
+        "LEFT JOIN geocodes g ON g.key = e.geocode_key ORDER BY u.snapshot_id, u.unit_id")
     for row in _rows(db, units):
         own, bad = _own_position(row["lat"], row["lon"])
         if not _in_region(region, row["postcode"], row["region"], own):
@@ -157,7 +158,7 @@ def _same_gap(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, abs_tol=0.5)
 
 
-def is_pending(entity: Entity, gazetteer_imported_at: str | None, redo_all: bool) -> bool:
+def is_pending(entity: Entity, redo_all: bool = False) -> bool:
     stored = entity.stored
     if redo_all or stored is None:
         return True
@@ -167,13 +168,13 @@ def is_pending(entity: Entity, gazetteer_imported_at: str | None, redo_all: bool
         return stored["status"] != STATUS_ERROR or stored["geocode_key"] is not None
     if stored["geocode_key"] is None:
         return True
-    provider, key = split_cache_key(stored["geocode_key"])
+    _provider, key = split_cache_key(stored["geocode_key"])
     if key not in (entity.query.key, entity.query.gazetteer_key):
         return True
     if stored["precision"] != "house_number":
         return True
-    if provider == GAZETTEER and gazetteer_imported_at and (
-            stored["updated_at"] or "") <= gazetteer_imported_at:
+    if not stored["cached"]:
+        # Its answer left the cache: a gazetteer import drops the gazetteer's answers.
         return True
     stored_answer_point = (stored["lat"], stored["lon"])
     if stored_answer_point[0] is None:
@@ -269,8 +270,7 @@ def geocode_pending(db: sqlite_utils.Database, region: Region | None = None, *,
     go_online = config.online if online is None else online
     summary = GeocodeSummary(gap_threshold_m=config.gap_threshold_m)
     entities = collect_entities(db, region, config.country)
-    imported_at = db.conn.execute("SELECT max(imported_at) FROM gazetteer_sources").fetchone()[0]
-    pending = [e for e in entities if is_pending(e, imported_at, redo_all)]
+    pending = [e for e in entities if is_pending(e, redo_all)]
     summary.entities, summary.pending = len(entities), len(pending)
     summary.up_to_date = len(entities) - len(pending)
 
