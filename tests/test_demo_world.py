@@ -325,3 +325,31 @@ def test_sites_have_robots_terms_and_pagination() -> None:
     graph_pages = [p for p in (sites / "gustoreviews.example/place").glob("*/index.html")
                    if '"@graph"' in p.read_text(encoding="utf-8")]
     assert len(graph_pages) > 100
+
+
+# --------------------------------------------------------------------------- national
+
+
+def test_national_extract_streams_sorted_valid_rows_around_the_demo_register(
+        tmp_path: Path) -> None:
+    from horeca.fixtures.national import write_national_kbo
+
+    counts = write_national_kbo(tmp_path, seed=5, units=300, horeca_units=90,
+                                fraction=0.002)
+    assert counts["enterprise"] == round(1_930_000 * 0.002)
+    assert counts["establishment"] == round(1_660_000 * 0.002)
+    assert 8 <= counts["activity"] / (counts["enterprise"] + counts["establishment"]) <= 12
+    enterprises = [r[0] for r in _read_kbo(tmp_path, "enterprise")[1:]]
+    units = _read_kbo(tmp_path, "establishment")[1:]
+    assert enterprises == sorted(enterprises) and len(set(enterprises)) == len(enterprises)
+    assert [u[0] for u in units] == sorted(u[0] for u in units)
+    assert all(_mod97_ok(n) for n in enterprises + [u[0] for u in units])
+    known = set(enterprises)
+    assert all(u[2] in known for u in units)
+    demo = generate(None, seed=5, units=300, horeca_units=90)
+    assert {u.number for u in demo.register.units()} <= {u[0] for u in units}
+    entity_order = [r[0] for r in _read_kbo(tmp_path, "activity")[1:]]
+    assert entity_order == sorted(entity_order)
+    for name, header in KBO_HEADERS.items():
+        first = (tmp_path / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0]
+        assert first == ",".join(f'"{h}"' for h in header)
