@@ -4,7 +4,8 @@ Serves on 127.0.0.1 only and answers in Nominatim's `jsonv2` shape. Every reques
 recorded (time, query parameters, user agent) so callers can check the request rate and
 count requests. Answers are deterministic: a street query gets a house- or street-level
 result at a position derived from the query text, a street containing "nowhere" gets
-`[]`, and `fail` lists HTTP statuses to answer the first requests with (e.g. [503, 429]).
+`[]`, `fail` lists HTTP statuses to answer the first requests with (e.g. [503, 429]) and
+`delays` seconds to wait before answering the first requests (to provoke time-outs).
 Point a geocoder at it with `domain="127.0.0.1:<port>", scheme="http"`.
 """
 
@@ -33,6 +34,7 @@ class Recorded:
 @dataclass
 class EmulatorState:
     fail: list[int] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -83,6 +85,9 @@ def _handler(state: EmulatorState) -> type[BaseHTTPRequestHandler]:
                 state.requests.append(Recorded(time.monotonic(), url.path, params,
                                                self.headers.get("User-Agent", "")))
                 status = state.fail.pop(0) if state.fail else 200
+                delay = state.delays.pop(0) if state.delays else 0.0
+            if delay:
+                time.sleep(delay)
             if status != 200:
                 body = json.dumps({"error": {"code": status, "message": "emulated error"}})
                 self._send(status, body, {"Retry-After": "1"} if status == 429 else {})
@@ -108,9 +113,10 @@ def _handler(state: EmulatorState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_nominatim(fail: list[int] | None = None) -> Iterator[tuple[str, EmulatorState]]:
+def serve_nominatim(fail: list[int] | None = None, delays: list[float] | None = None
+                    ) -> Iterator[tuple[str, EmulatorState]]:
     """Run the emulator on a free loopback port; yields ("127.0.0.1:<port>", state)."""
-    state = EmulatorState(fail=list(fail or []))
+    state = EmulatorState(fail=list(fail or []), delays=list(delays or []))
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
