@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
-
 from horeca.store.runs import now_iso, os_user
 
 GENESIS = "0" * 64
@@ -72,3 +71,20 @@ def verify(db: sqlite_utils.Database) -> Break | None:
         prev = row["hash"]
         expected_id = row["id"] + 1
     return None
+
+
+def entries(db: sqlite_utils.Database, *, limit: int = 20, action: str | None = None,
+            source: str | None = None) -> list[dict[str, Any]]:
+    """The newest entries first, optionally only one action and/or source (for `audit show`)."""
+    where, params = [], []
+    if action:
+        where.append("action = ?")
+        params.append(action)
+    if source:
+        where.append("source = ?")
+        params.append(source)
+    sql = "SELECT * FROM audit_log"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    return list(db.query(sql, [*params, limit]))
