@@ -41,6 +41,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}
 h1{font-size:1.4em;margin:.2em 0}.meta{color:#555}
 svg{border:1px solid #ccc;background:#fbfbf8;max-width:100%;height:auto}
 .grid{stroke:#ddd;stroke-width:.6}.gridlabel{font-size:10px;fill:#888}
+.pc{font-size:13px;fill:#b5b5b5;font-weight:600}
 .pt{stroke:#fff;stroke-width:.8;opacity:.85}.pt:hover{stroke:#000;stroke-width:2}
 table{border-collapse:collapse;margin-top:1em;font-size:12.5px}
 th,td{border:1px solid #ddd;padding:3px 5px;vertical-align:top;text-align:left}
@@ -182,6 +183,16 @@ def _svg_map(rows: Sequence[dict[str, Any]], bbox: tuple[float, float, float, fl
     km = scale / 111.32  # pixels per km: 1° of latitude is about 111.32 km
     parts.append(f'<line x1="10" y1="20" x2="{10 + km:.1f}" y2="20" stroke="#333" '
                  f'stroke-width="3"/><text x="{14 + km:.1f}" y="24" font-size="11">1 km</text>')
+    # Postcode labels at the centre of their places: orientation without map tiles.
+    by_postcode: dict[str, list[tuple[float, float]]] = {}
+    for lat_, lon_, row in points:
+        if row.get("postcode"):
+            by_postcode.setdefault(str(row["postcode"]), []).append(xy(lat_, lon_))
+    for postcode, xys in sorted(by_postcode.items()):
+        cx = sum(x for x, _ in xys) / len(xys)
+        cy = sum(y for _, y in xys) / len(xys)
+        parts.append(f'<text class="pc" x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle">'
+                     f'{esc(postcode)}</text>')
     # Lowest priority first, so the most urgent points are drawn on top.
     for lat_, lon_, row in sorted(points, key=lambda p: p[2].get("priority") or 0):
         x, y = xy(lat_, lon_)

@@ -283,7 +283,8 @@ def load_places(db: sqlite_utils.Database, outcomes: Iterable[str] | None = None
         ids = unit_keys.setdefault(r["snapshot_id"], set())
         if r["unit_id"]:
             ids.add(str(r["unit_id"]))
-        for c in _candidate_dicts(r["candidates"])[:CANDIDATE_SLOTS]:
+        r["_candidates"] = _candidate_dicts(r["candidates"])[:CANDIDATE_SLOTS]
+        for c in r["_candidates"]:
             if (uid := _candidate_unit_id(c)) is not None:
                 ids.add(uid)
     units: dict[tuple[int | None, str], Unit] = {}
@@ -297,7 +298,7 @@ def load_places(db: sqlite_utils.Database, outcomes: Iterable[str] | None = None
     for r in results:
         members = [listings[i] for i in r["_listing_ids"] if i in listings]
         candidates = []
-        for c in _candidate_dicts(r["candidates"])[:CANDIDATE_SLOTS]:
+        for c in r["_candidates"]:
             uid = _candidate_unit_id(c)
             if uid is None:
                 continue

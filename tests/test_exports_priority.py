@@ -177,3 +177,14 @@ def test_weights_change_the_ranking(tmp_path: Path) -> None:
     path.write_text("rooms = 3.0\n")
     heavy_rooms = load_weights(path)
     assert activity_score(hotel, heavy_rooms) > activity_score(bistro, heavy_rooms)
+
+
+def test_the_weights_file_in_the_methodology_page_matches_the_defaults(tmp_path) -> None:
+    """docs/methodology.md shows the defaults as a TOML file: it must stay true."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "methodology.md").read_text(
+        encoding="utf-8")
+    priority = page.split("\n## Priority", 1)[1]
+    block = priority.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "doc.toml"
+    path.write_text(block, encoding="utf-8")
+    assert load_weights(path) == DEFAULT_WEIGHTS
