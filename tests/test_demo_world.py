@@ -18,8 +18,16 @@ from horeca.fixtures.generate_demo import (
     generate,
 )
 from horeca.fixtures.listings_gen import PLATFORMS
-from horeca.fixtures.world import DIFFICULTIES
+from horeca.fixtures.world import (
+    DIFFICULTIES,
+    PHONE_STYLES,
+    e164,
+    format_phone,
+    mod97_number,
+)
 from horeca.region import resolve_region
+from hypothesis import given
+from hypothesis import strategies as st
 
 DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 SMALL = {"seed": 11, "units": 700, "horeca_units": 220}
@@ -353,3 +361,21 @@ def test_national_extract_streams_sorted_valid_rows_around_the_demo_register(
     for name, header in KBO_HEADERS.items():
         first = (tmp_path / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0]
         assert first == ",".join(f'"{h}"' for h in header)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+@given(st.integers(0, 99_999_999))
+def test_mod97_numbers_are_always_valid(base: int) -> None:
+    assert _mod97_ok(mod97_number(base))
+
+
+@given(st.sampled_from(PHONE_STYLES), st.booleans(), st.integers(0, 9_999_999))
+def test_every_phone_style_keeps_the_same_national_number(style, mobile, n) -> None:
+    digits = f"047{n % 10}{n:06d}"[:10] if mobile else f"02{n:07d}"
+    text = format_phone(digits, style)
+    raw = re.sub(r"\D", "", text.replace("(0)", ""))
+    national = "0" + raw[2:] if raw.startswith("32") else "0" + raw[4:] \
+        if raw.startswith("0032") else raw
+    assert national == digits and e164(digits) == "+32" + digits[1:]

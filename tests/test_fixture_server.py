@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from horeca.fixtures.server import parse_bbox, serve_sites
+from hypothesis import given
+from hypothesis import strategies as st
 
 DEMO_SITES = Path(__file__).resolve().parents[1] / "fixtures" / "demo" / "sites"
 
@@ -176,3 +178,11 @@ def test_cli_prints_the_proxy_url_and_serves(sites: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@given(st.floats(-89, 89), st.floats(-179, 179), st.floats(0, 1), st.floats(0, 1))
+def test_parse_bbox_reads_back_any_box_written_in_overpass_ql(south, west, dlat, dlon) -> None:
+    north, east = round(south + dlat, 6), round(west + dlon, 6)
+    south, west = round(south, 6), round(west, 6)
+    query = f'[out:json];node["amenity"="bar"]({south},{west},{north},{east});out;'
+    assert parse_bbox(query) == (south, west, north, east)
