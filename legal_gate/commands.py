@@ -283,16 +283,16 @@ def audit_show_cmd(
                         fix="one of " + ", ".join(sorted(ACTIONS)))
     db = open_db(AppContext.of(ctx).db_path, create=False)
     rows = entries(db, limit=limit, action=action, source=source)
-    table = Table(title="Audit log (newest first)")
-    for column in ("id", "when (UTC)", "who", "action", "source", "target", "rows", "purpose",
-                   "details"):
-        table.add_column(column, overflow="fold")
+    if not rows:
+        console.print("no audit entries" + (" for this filter" if action or source else ""))
     for row in rows:
-        table.add_row(str(row["id"]), row["ts"], escape(row["actor"]), row["action"],
-                      escape(row["source"] or ""), escape(row["target"] or ""),
-                      "" if row["rows"] is None else str(row["rows"]),
-                      escape(row["purpose"] or ""), escape(row["details"] or ""))
-    stdout.print(table)
+        where = "  ".join(f"{k}={row[k]}" for k in ("source", "target", "rows")
+                          if row[k] not in (None, ""))
+        stdout.print(f"[bold]#{row['id']}[/]  {row['ts']}  {escape(row['actor'])}  "
+                     f"[cyan]{row['action']}[/]  {escape(where)}", soft_wrap=True)
+        stdout.print(f"      purpose: {escape(row['purpose'] or '-')}", soft_wrap=True)
+        if row["details"] and row["details"] != "{}":
+            stdout.print(f"      details: {escape(row['details'])}", soft_wrap=True)
 
 
 @audit_app.command("verify")

@@ -340,8 +340,9 @@ class _Validator:
                     raise self.fail(
                         f"source {name!r} is approved but has no {key}", table=table,
                         key="status",
-                        fix=f"run `horeca sources approve {name} --reviewer ... --basis ...` "
-                            "or set status = \"pending\"")
+                        fix=f"add {key} to [sources.{name}] (`horeca sources approve` writes "
+                            "reviewer, reviewed_on, legal_basis and terms_sha256), or set "
+                            "status = \"pending\"")
         return SourceConfig(
             name=name, spider=merged["spider"], status=merged["status"],
             allowed_domains=domains, start_urls=tuple(merged["start_urls"]),

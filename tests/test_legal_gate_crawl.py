@@ -319,6 +319,83 @@ def test_gate_crawl_passes_an_allowed_source_without_audit_noise(vhosts, tmp_pat
     assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
 
 
+# --------------------------------------------------------------------------- reviewer CLI
+
+REVIEW_TOML = """\
+# Demo sources (comment kept by every edit).
+[defaults]
+user_agent = "horeca-test/1.0 (+mailto:gate-tests@inspection.example)"
+allowed_fields = ["name"]
+
+[sources.testsite]
+spider = "structured"
+status = "pending"   # waiting for the reviewer
+allowed_domains = ["site.example"]
+start_urls = ["http://site.example/"]
+terms_url = "http://site.example/terms/"
+
+[sources.testsite.spider_options]
+listing = "a.next"   # owned by the spider kind
+"""
+
+
+@pytest.fixture
+def reviewer_cli(tmp_path: Path, monkeypatch):
+    from horeca.cli import app
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("HORECA_DB", str(tmp_path / "h.db"))
+    monkeypatch.setenv("HORECA_SOURCES", str(tmp_path / "sources.toml"))
+    monkeypatch.setenv("HORECA_ANALYST", "R. Eviewer")
+    (tmp_path / "sources.toml").write_text(REVIEW_TOML)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_approve_check_and_suspend_commands(reviewer_cli, vhosts, tmp_path: Path) -> None:
+    from horeca.legal_gate.config import load_sources
+
+    sites = vhosts({"site.example": plain_site()})
+    listed = reviewer_cli("sources", "list")
+    assert listed.exit_code == 0 and "testsite" in listed.output and "pending" in listed.output
+
+    approved = reviewer_cli("sources", "approve", "testsite", "--reviewer", "R. Eviewer",
+                            "--basis", "GDPR Art. 6(1)(e)", "--purpose", "inspection targeting",
+                            "--proxy", sites.proxy)
+    assert approved.exit_code == 0, approved.output
+    text = (tmp_path / "sources.toml").read_text()
+    assert "# Demo sources (comment kept by every edit)." in text
+    assert 'listing = "a.next"   # owned by the spider kind' in text
+    source = load_sources(tmp_path / "sources.toml").get("testsite")
+    assert source.status == "approved" and source.reviewed_on == date.today()
+    assert source.terms_sha256 == terms_sha256(TERMS_HTML, "text/html")
+    db = open_db(tmp_path / "h.db")
+    entry = db.execute("SELECT action, actor, source FROM audit_log").fetchall()
+    assert entry == [("approve", "R. Eviewer", "testsite")]
+
+    clean = reviewer_cli("sources", "check", "testsite", "--proxy", sites.proxy)
+    assert clean.exit_code == 0, clean.output
+    assert "unchanged since review" in clean.output and "a crawl may start" in clean.output
+
+    sites.sites["site.example"]["/terms/"] = Page(TERMS_HTML.replace(
+        b"You may read this site.", b"Scraping is forbidden."))
+    changed = reviewer_cli("sources", "check", "testsite", "--proxy", sites.proxy)
+    assert changed.exit_code == 1
+    assert "CHANGED since review" in changed.output
+    assert "-You may read this site." in changed.output
+    assert "+Scraping is forbidden." in changed.output
+
+    suspended = reviewer_cli("sources", "suspend", "testsite", "--reason", "terms changed")
+    assert suspended.exit_code == 0, suspended.output
+    source = load_sources(tmp_path / "sources.toml").get("testsite")
+    assert source.status == "suspended" and source.suspended_reason == "terms changed"
+    assert [r[0] for r in db.execute("SELECT action FROM audit_log ORDER BY id")] == [
+        "approve", "suspend"]
+    with pytest.raises(CrawlRefused, match="terms changed"):
+        gate_crawl(db, source, "analyst", "tests", sites.proxy)
+    assert audit.verify(db) is None
+
+
 # --------------------------------------------------------------------------- real crawls
 #
 # Every crawl scenario runs in ONE subprocess, concurrently in one Scrapy reactor (each
