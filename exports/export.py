@@ -74,6 +74,8 @@ def infer_format(path: str | Path, fmt: str | None) -> str:
             raise UserError(f"unknown format {fmt!r}", path="--format",
                             fix="use one of: " + ", ".join(FORMATS))
         return fmt
+    if str(path) == STDOUT:
+        return "csv"
     suffix = Path(str(path)).suffix.lower()
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]

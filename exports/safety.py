@@ -15,19 +15,26 @@ from typing import Any
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _looks_neutralised_or_triggering(value: str) -> bool:
+    """Starts with a trigger, possibly behind quotes ("=x", "'=x", "''=x")."""
+    return value.lstrip("'").startswith(FORMULA_TRIGGERS)
+
+
 def neutralise_formula(value: str) -> str:
     """Prefix a text value that a spreadsheet could read as a formula with a single quote.
 
     Applied to text only: numeric columns are written as numbers, so `-3.5` stays a number.
+    A value that already starts with quotes before a trigger gets one more, so that
+    `strip_neutralising_quote` gives every value back exactly.
     """
-    if value and value.startswith(FORMULA_TRIGGERS):
+    if value and _looks_neutralised_or_triggering(value):
         return "'" + value
     return value
 
 
 def strip_neutralising_quote(value: str) -> str:
     """Undo `neutralise_formula` when reading an export back (review import)."""
-    if len(value) >= 2 and value[0] == "'" and value[1:].startswith(FORMULA_TRIGGERS):
+    if value.startswith("'") and _looks_neutralised_or_triggering(value[1:]):
         return value[1:]
     return value
 

@@ -20,6 +20,8 @@ from horeca.exports.sample import create_sample_store
 from horeca.exports.writers import cell_text
 from horeca.legal_gate import audit
 from horeca.store import open_db
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 ACTOR, PURPOSE = "analyst-a", "testing exports"
@@ -50,6 +52,13 @@ def test_formula_triggers_are_prefixed_and_reversible(payload: str) -> None:
     safe = neutralise_formula(payload)
     assert safe == "'" + payload
     assert strip_neutralising_quote(safe) == payload
+
+
+@given(st.text(max_size=12))
+def test_neutralised_text_never_starts_a_formula_and_reads_back_exactly(text: str) -> None:
+    safe = neutralise_formula(text)
+    assert not safe.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert strip_neutralising_quote(safe) == text
 
 
 def test_plain_text_and_numbers_are_left_alone() -> None:
