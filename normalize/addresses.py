@@ -103,8 +103,24 @@ def split_box(text: str | None) -> tuple[str | None, str | None]:
     match = _NUMBER_AND_BOX.match(text)
     if not match:
         return None, None
-    box = match.group("box") or match.group("slashbox")
-    return _clean_number(match.group("number")), (box.rstrip(".") if box else None)
+    return _number_and_box(match)
+
+
+def _number_and_box(match: re.Match[str]) -> tuple[str, str | None]:
+    number = _clean_number(match.group("number"))
+    if match.group("box"):
+        return number, match.group("box").rstrip(".")
+    slash = match.group("slashbox")
+    if slash is None:
+        return number, None
+    # "9/11" and "12/14" are ranges of neighbouring numbers on one side of the street;
+    # "5/2", "17/2" and "231/3" are boxes. A larger number of the same parity, at most
+    # four houses on, is read as a range.
+    if number.isdigit() and slash.isdigit():
+        first, last = int(number), int(slash)
+        if first < last <= first + 8 and (last - first) % 2 == 0:
+            return f"{first}-{last}", None
+    return number, slash
 
 
 _RANGE = re.compile(
@@ -317,6 +333,7 @@ _NUMBER_THEN_STREET = re.compile(
     rf"^(?P<number>{_NUMBER})(?:{_BOX})?\s*,?\s+(?P<street>[^\W\d_].*)$", re.IGNORECASE
 )
 _HAS_LETTERS = re.compile(r"[^\W\d_]{2}")
+_BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 
 
 def _country_of(part: str) -> str | None:
@@ -325,19 +342,13 @@ def _country_of(part: str) -> str | None:
 
 def _street_number_box(part: str) -> tuple[str | None, str | None, str | None]:
     part = _NUMBER_MARKER.sub("", part).strip(" ,")
-    match = _STREET_THEN_NUMBER.match(part)
-    if match and _HAS_LETTERS.search(match.group("street")):
-        street = match.group("street").strip(" ,-")
-        box = match.group("box") or match.group("slashbox")
-        return street, _clean_number(match.group("number")), box.rstrip(".") if box else None
-    match = _NUMBER_THEN_STREET.match(part)
-    if match and _HAS_LETTERS.search(match.group("street")):
-        box = match.group("box") or match.group("slashbox")
-        return (
-            match.group("street").strip(" ,-"),
-            _clean_number(match.group("number")),
-            box.rstrip(".") if box else None,
-        )
+    # Floor or entrance notes in brackets are not part of the street: "12 (1er étage)".
+    part = " ".join(_BRACKETED.sub(" ", part).split())
+    for pattern in (_STREET_THEN_NUMBER, _NUMBER_THEN_STREET):
+        match = pattern.match(part)
+        if match and _HAS_LETTERS.search(match.group("street")):
+            number, box = _number_and_box(match)
+            return match.group("street").strip(" ,-"), number, box
     if _HAS_LETTERS.search(part):
         return part.strip(" ,-"), None, None
     return None, None, None

@@ -7,6 +7,7 @@ tokens ("cafe", not "Café"; "l" for "l'", "t" for "'t").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from horeca.normalize.text import fold
@@ -62,26 +63,75 @@ GENERIC_WORDS: frozenset[str] = frozenset(
     }
 )
 
-# Legal-form matcher: each form's letters with optional '.', spaces or '-' between them.
-_ACCENTED = {"a": "[aàâ]", "e": "[eéè]"}  # "Sàrl" (Luxembourg), "Sté"
+# Legal forms are recognised on raw tokens (split at spaces, commas, slashes and dashes),
+# compared by their folded letters: "B.V.B.A.", "b v b a", "(BVBA)" and "Bvba" all give
+# "bvba"; "SPRL-U" gives "sprl" + "u". Cutting at token boundaries keeps the rest of the
+# name exactly as written.
+_RAW_TOKEN = re.compile(r"[^\s,;/\-–]+")
+_FORM_KEYS = frozenset(_LEGAL_FORM_LETTERS) | {"gmbhcokg"}
+_MAX_FORM_TOKENS = 5
+_MAX_PIECE = 5  # a form spelled over several tokens has short pieces ("comm. v.", "s a")
+_TRAILING_JUNK = " \t\n,;:/-–("
+_LEADING_JUNK = " \t\n,;:/-–)"
+_BRACKETED = re.compile(r"\(([^()]{1,24})\)")
 
 
-def _letters_pattern(letters: str) -> str:
-    return r"[.\s-]*".join(_ACCENTED.get(ch, re.escape(ch)) for ch in letters) + r"\.?"
+_FORM_SUFFIXES = frozenset(k[i:] for k in _FORM_KEYS for i in range(len(k)))
+_FORM_PREFIXES = frozenset(k[: i + 1] for k in _FORM_KEYS for i in range(len(k)))
 
 
-_FORM_ALTERNATION = "|".join(
-    _letters_pattern(f) for f in sorted(set(_LEGAL_FORM_LETTERS), key=len, reverse=True)
-)
-_ONE_FORM = rf"(?:gmbh\s*&\s*co\.?\s*kg|{_FORM_ALTERNATION})"
-# Bilingual pairs are common: "SA/NV", "NV - SA", "BVBA/SPRL".
-_FORM = rf"{_ONE_FORM}(?:\s*[/-]\s*{_ONE_FORM})*"
-_TRAILING_FORM = re.compile(
-    rf"(?:[\s,;\-–]+|(?<=\)))\(?\s*(?:{_FORM})\s*\)?\s*[.,;]*\s*$", re.IGNORECASE
-)
-_LEADING_FORM = re.compile(rf"^\s*\(?\s*(?:{_FORM})\s*\)?(?:[\s,;:\-–]+)", re.IGNORECASE)
-_PAREN_FORM = re.compile(rf"\(\s*(?:{_FORM})\s*\)", re.IGNORECASE)
-_EDGE_JUNK = re.compile(r"^[\s,;:\-–]+|[\s,;:\-–]+$")
+def _letters(piece: str) -> str:
+    return fold(piece).replace(" ", "").replace("&", "")
+
+
+def _form_start_from_end(pieces: Sequence[str], key_of: Callable[[str], str]) -> int | None:
+    """Index of the first piece of a legal form that ends `pieces` (never index 0)."""
+    key, found = "", None
+    for index in range(len(pieces) - 1, max(len(pieces) - 1 - _MAX_FORM_TOKENS, 0), -1):
+        piece = key_of(pieces[index])
+        if key and len(piece) > _MAX_PIECE:
+            break
+        key = piece + key
+        if key and key not in _FORM_SUFFIXES:
+            break
+        if key in _FORM_KEYS:
+            found = index  # keep going: "e b v b a" is longer than "b v b a"
+    return found
+
+
+def _form_end_from_start(pieces: Sequence[str], key_of: Callable[[str], str]) -> int | None:
+    """Index of the last piece of a legal form that opens `pieces` (never the last one)."""
+    key, found = "", None
+    for index in range(min(_MAX_FORM_TOKENS, len(pieces) - 1)):
+        piece = key_of(pieces[index])
+        if key and len(piece) > _MAX_PIECE:
+            break
+        key += piece
+        if key and key not in _FORM_PREFIXES:
+            break
+        if key in _FORM_KEYS:
+            found = index
+    return found
+
+
+def _strip_once(name: str) -> str:
+    if "(" in name:  # "Le Wagon (SA) Ixelles"
+        name = _BRACKETED.sub(lambda m: " " if _letters(m.group(1)) in _FORM_KEYS else m.group(0),
+                              name)
+        name = " ".join(name.split())
+    tokens = list(_RAW_TOKEN.finditer(name))
+    pieces = [m.group(0) for m in tokens]
+    start = _form_start_from_end(pieces, _letters)
+    if start is not None:
+        rest = name[: tokens[start].start()].rstrip(_TRAILING_JUNK)
+        if any(ch.isalnum() for ch in rest):
+            return rest
+    end = _form_end_from_start(pieces, _letters)
+    if end is not None:
+        rest = name[tokens[end].end() :].lstrip(_LEADING_JUNK)
+        if any(ch.isalnum() for ch in rest):
+            return rest
+    return name
 
 
 @lru_cache(maxsize=262_144)
@@ -100,17 +150,12 @@ def strip_legal_form(name: str) -> str:
     """
     if not name:
         return ""
-    current = name.strip()
+    current = " ".join(name.split())
     while True:
-        candidate = _PAREN_FORM.sub(" ", current)
-        candidate = _TRAILING_FORM.sub("", candidate)
-        candidate = _LEADING_FORM.sub("", candidate)
-        candidate = " ".join(_EDGE_JUNK.sub("", candidate).split())
-        if not candidate or not any(ch.isalnum() for ch in candidate):
+        stripped = _strip_once(current).strip(" ,;:-–")
+        if stripped == current or not any(ch.isalnum() for ch in stripped):
             return current
-        if candidate == current:
-            return current
-        current = candidate
+        current = stripped
 
 
 _CONJUNCTIONS = frozenset({"&", "et", "en", "and", "und"})
@@ -121,8 +166,8 @@ _CONJUNCTION_TOKEN = "&"
 def _strip_folded_edges(tokens: list[str]) -> list[str]:
     """Drop legal forms and dangling conjunctions at either end of folded tokens.
 
-    Forms written with spaces ("b v b a") reach here as one-letter tokens; the regex pass
-    on the raw name handles most, this catches what folding revealed ("&SA:0" -> "0").
+    The pass on the raw name (`strip_legal_form`) handles most forms; this catches what
+    folding revealed ("&SA:0" -> "0", "Foo.SA" -> "foo").
     Never empties the list.
     """
     changed = True
@@ -134,17 +179,18 @@ def _strip_folded_edges(tokens: list[str]) -> list[str]:
         if tokens[-1] == _CONJUNCTION_TOKEN:
             tokens, changed = tokens[:-1], True
             continue
-        for size in (5, 4, 3, 2, 1):
-            if len(tokens) > size and "".join(tokens[-size:]) in _LEGAL_FORM_SET:
-                tokens, changed = tokens[:-size], True
-                break
-            if len(tokens) > size and "".join(tokens[:size]) in _LEGAL_FORM_SET:
-                tokens, changed = tokens[size:], True
-                break
+        start = _form_start_from_end(tokens, _folded_key)
+        if start is not None:
+            tokens, changed = tokens[:start], True
+            continue
+        end = _form_end_from_start(tokens, _folded_key)
+        if end is not None:
+            tokens, changed = tokens[end + 1 :], True
     return tokens
 
 
-_LEGAL_FORM_SET = frozenset(_LEGAL_FORM_LETTERS)
+def _folded_key(token: str) -> str:
+    return "" if token == _CONJUNCTION_TOKEN else token
 
 
 @lru_cache(maxsize=262_144)

@@ -40,7 +40,6 @@ _SPECIAL_LETTERS = str.maketrans(
 # After accent stripping only ASCII letters, digits and '&' are kept; everything else
 # (punctuation, symbols, other scripts' punctuation, apostrophes, hyphens) separates words.
 _NON_WORD = re.compile(r"[^a-z0-9&]+")
-_AMPERSAND = re.compile(r"\s*&\s*")
 
 
 @lru_cache(maxsize=262_144)
@@ -57,13 +56,18 @@ def fold(text: str | None) -> str:
     """
     if not text:
         return ""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL_LETTERS))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    # translate again: NFKD can produce ligature letters from compatibility forms.
-    lowered = stripped.translate(_SPECIAL_LETTERS).lower()
+    if text.isascii():  # most register and listing text: skip Unicode decomposition
+        lowered = text.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL_LETTERS))
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+        # translate again: NFKD can produce ligature letters from compatibility forms.
+        lowered = stripped.translate(_SPECIAL_LETTERS).lower()
     # Anything left that is not an ASCII letter or digit (dashes, quotes, symbols, letters
     # of other scripts) separates words.
-    spaced = _AMPERSAND.sub(" & ", _NON_WORD.sub(" ", lowered))
+    spaced = _NON_WORD.sub(" ", lowered)
+    if "&" in spaced:
+        spaced = spaced.replace("&", " & ")
     return " ".join(spaced.split())
 
 

@@ -57,6 +57,16 @@ def parts(street=None, number=None, box=None, postcode=None, locality=None, coun
         ("1000 Bruxelles", parts(None, None, None, "1000", "Bruxelles")),
         ("Bruxelles 1000, Rue Neuve 3", parts("Rue Neuve", "3", None, "1000", "Bruxelles")),
         ("Rue Neuve 3, 1000", parts("Rue Neuve", "3", None, "1000", None)),
+        ("Rue X 12 (1er étage), 1000 Bruxelles", parts("Rue X", "12", None, "1000", "Bruxelles")),
+        ("Boulevard Adolphe Max 9/11, 1000 Bruxelles",
+         parts("Boulevard Adolphe Max", "9-11", None, "1000", "Bruxelles")),
+        ("Avenue Louise 231/B, 1050 Bruxelles",
+         parts("Avenue Louise", "231", "B", "1050", "Bruxelles")),
+        ("Chaussée de Wavre 1100, 1160 Auderghem",
+         parts("Chaussée de Wavre", "1100", None, "1160", "Auderghem")),
+        ("1050 Ixelles, Rue du Bailli 3", parts("Rue du Bailli", "3", None, "1050", "Ixelles")),
+        ("Résidence Les Lilas, Avenue Y 4, 1180 Uccle",
+         parts("Avenue Y", "4", None, "1180", "Uccle")),
         ("Rue de France 4, 75001 Paris, France",
          parts("Rue de France", "4", None, "75001", "Paris", "FR")),
     ],
@@ -107,6 +117,10 @@ def test_parse_house_number(text: str | None, expected: tuple) -> None:
         ("17, bus 2", ("17", "2")),
         ("17/2", ("17", "2")),
         ("17 / 2", ("17", "2")),
+        ("231/3", ("231", "3")),
+        ("9/11", ("9-11", None)),  # a larger neighbouring number: a range, not a box
+        ("12/14", ("12-14", None)),
+        ("12/13", ("12", "13")),
         ("17 b3", ("17", "3")),
         ("17 b 3", ("17", "3")),
         ("17 box A", ("17", "A")),
@@ -251,6 +265,8 @@ LOCALITY = st.sampled_from(["Bruxelles", "Brussel", "Ixelles", "Elsene", "Sint-G
 def test_parse_address_round_trips_generated_addresses(
     street, number, box, box_writing, postcode, locality, layout
 ) -> None:
+    if box and box_writing == "{n}/{b}" and number.isdigit() and int(box) > int(number):
+        box_writing = "{n} bte {b}"  # "9/11" reads as a range: see test_split_box
     written_number = box_writing.format(n=number, b=box) if box else number
     if layout.startswith("{n}") and box:
         layout = layout.replace("{n} {s}", "{s} {n}")  # boxes follow the street's number
