@@ -9,7 +9,6 @@ domains are made up (`.example` domains, RFC 2606).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -21,7 +20,10 @@ SNAPSHOT = 1
 
 
 def place_id_for(listing_ids: list[str]) -> str:
-    return "pl-" + hashlib.sha256("\n".join(sorted(listing_ids)).encode()).hexdigest()[:12]
+    """The id keying gives a place made of these listings."""
+    from horeca.keying.consolidate import place_id
+
+    return place_id(listing_ids)
 
 
 def _listing(source: str, source_id: str, name: str, **extra: Any) -> dict[str, Any]:
