@@ -228,3 +228,26 @@ def test_approve_that_would_leave_an_invalid_entry_changes_nothing(tmp_path: Pat
     with pytest.raises(UserError, match="approved but has no purpose"):
         approve_source(path, "eatlocal", reviewer="x", legal_basis="y", terms_sha256=SHA)
     assert path.read_text() == GOOD
+
+
+# --------------------------------------------------------------------------- the demo
+
+DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
+
+
+@pytest.mark.skipif(not (DEMO / "sites").is_dir(), reason="demo sites not generated")
+def test_demo_sources_pass_or_are_refused_as_the_demo_intends() -> None:
+    from horeca.fixtures.server import serve_sites
+    from horeca.legal_gate.checks import CrawlRefused, preflight
+
+    config = load_sources(DEMO / "sources.toml")
+    outcome: dict[str, str] = {}
+    with serve_sites(DEMO / "sites") as proxy:
+        for source in config:
+            try:
+                preflight(source, proxy, timeout=10)
+                outcome[source.name] = "ok"
+            except CrawlRefused as refused:
+                outcome[source.name] = refused.reason
+    assert outcome == {"gustoreviews": "ok", "tablebook": "ok", "staybrussels": "ok",
+                       "overpass": "ok", "eatlocal": "not_approved", "nomine": "tdm_reserved"}
