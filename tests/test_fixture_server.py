@@ -182,7 +182,6 @@ def test_cli_prints_the_proxy_url_and_serves(sites: Path) -> None:
 
 @given(st.floats(-89, 89), st.floats(-179, 179), st.floats(0, 1), st.floats(0, 1))
 def test_parse_bbox_reads_back_any_box_written_in_overpass_ql(south, west, dlat, dlon) -> None:
-    north, east = round(south + dlat, 6), round(west + dlon, 6)
-    south, west = round(south, 6), round(west, 6)
-    query = f'[out:json];node["amenity"="bar"]({south},{west},{north},{east});out;'
-    assert parse_bbox(query) == (south, west, north, east)
+    box = [f"{v:.6f}" for v in (south, west, south + dlat, west + dlon)]
+    query = f'[out:json];node["amenity"="bar"]({",".join(box)});out;'
+    assert parse_bbox(query) == tuple(float(v) for v in box)
