@@ -381,3 +381,26 @@ def test_every_phone_style_keeps_the_same_national_number(style, mobile, n) -> N
     national = "0" + raw[2:] if raw.startswith("32") else "0" + raw[4:] \
         if raw.startswith("0032") else raw
     assert national == digits and e164(digits) == "+32" + digits[1:]
+
+
+@pytest.mark.parametrize(("host", "start", "next_link"), [
+    ("gustoreviews.example", "/brussels/", r'rel="next" class="next" href="([^"]+)"'),
+    ("tablebook.example", "/brussels/restaurants/", r'class="next-page" href="([^"]+)"'),
+    ("staybrussels.example", "/brussels/hotels/", r'class="pager-next" href="([^"]+)"'),
+    ("nomine.example", "/brussels/", r'rel="next" class="next" href="([^"]+)"'),
+    ("eatlocal.example", "/restaurants/", r'rel="next" class="next" href="([^"]+)"'),
+])
+def test_following_pagination_reaches_every_detail_page(host, start, next_link) -> None:
+    site = DEMO / "sites" / host
+    seen: set[str] = set()
+    path: str | None = start
+    pages = 0
+    while path:
+        html = (site / path.strip("/") / "index.html").read_text(encoding="utf-8")
+        seen |= set(re.findall(r'href="(/(?:place|venue|hotel)/[^"]+/)"', html))
+        found = re.search(next_link, html)
+        path = found.group(1) if found else None
+        pages += 1
+    details = {"/" + str(p.parent.relative_to(site)) + "/"
+               for sub in ("place", "venue", "hotel") for p in (site / sub).glob("*/index.html")}
+    assert pages > 1 and seen == details
