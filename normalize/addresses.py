@@ -333,6 +333,7 @@ _NUMBER_THEN_STREET = re.compile(
     rf"^(?P<number>{_NUMBER})(?:{_BOX})?\s*,?\s+(?P<street>[^\W\d_].*)$", re.IGNORECASE
 )
 _HAS_LETTERS = re.compile(r"[^\W\d_]{2}")
+_DIGIT = re.compile(r"\d")
 _BRACKETED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 
 
@@ -371,7 +372,9 @@ def _pick_street_part(parts: list[str]) -> int | None:
     with_letters = [i for i, p in enumerate(parts) if _HAS_LETTERS.search(p)]
     if not with_letters:
         return None
-    with_number = [i for i in with_letters if re.search(r"\d", parts[i])]
+    with_number = [i for i in with_letters if _DIGIT.search(parts[i])]
+    if len(with_number) == 1:
+        return with_number[0]
     typed = [i for i in with_number if _has_street_type(parts[i])]
     if typed:
         return typed[0]

@@ -46,14 +46,21 @@ _SEVERAL = re.compile(r"[\s,;|]+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _valid_host(host: str) -> bool:
-    if not host or len(host) > 253:
+def _is_ip(host: str) -> bool:
+    if not (host[-1:].isdigit() or ":" in host):  # cheap pre-check: no name ends in a digit
         return False
     try:
         ipaddress.ip_address(host.strip("[]"))
         return True
     except ValueError:
-        pass
+        return False
+
+
+def _valid_host(host: str) -> bool:
+    if not host or len(host) > 253:
+        return False
+    if _is_ip(host):
+        return True
     if host == "localhost":
         return True
     labels = host.split(".")
@@ -129,11 +136,8 @@ def normalize_url(url: str | None) -> str | None:
 
 
 def _host_registered_domain(host: str) -> str | None:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
+    if _is_ip(host):
         return host
-    except ValueError:
-        pass
     result = _EXTRACT(host)
     if result.domain and result.suffix:
         return f"{result.domain}.{result.suffix}"
