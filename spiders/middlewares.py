@@ -124,22 +124,3 @@ class RetryAfterMiddleware:
             return None
         return self._retry(request, name, None)
 
-
-class ProxyMiddleware:
-    """Sends every request (robots.txt included) through HORECA_PROXY when set.
-
-    The demo world is served by a local forward proxy (`horeca.fixtures.server`), so the
-    crawl asks for http://gustoreviews.example/... exactly as it would on the web.
-    """
-
-    def __init__(self, proxy: str | None) -> None:
-        self.proxy = proxy
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ProxyMiddleware:
-        return cls(crawler.settings.get("HORECA_PROXY") or None)
-
-    def process_request(self, request: Request) -> None:
-        if self.proxy and "proxy" not in request.meta:
-            request.meta["proxy"] = self.proxy
-        return None

@@ -27,11 +27,17 @@ _ERROR_PREFIXES: tuple[tuple[str, str], ...] = (
     ("spider_exceptions/", "spider_"),
     ("horeca/errors/", ""),
 )
-# Requests the gate or Scrapy's filters stopped: reported apart from errors.
+# Requests the legal gate (or Scrapy's own filters) stopped: reported apart from errors.
 _FILTER_KEYS: dict[str, str] = {
     "robotstxt/forbidden": "robots_forbidden",
     "offsite/filtered": "offsite",
 }
+_GATE_PREFIX = "legal_gate/"
+_GATE_INFO = ("robots_fetched", "natural_person")  # counters, not requests stopped
+# Gate refusals that mean the site could not be read at all: errors as well.
+_GATE_ERRORS = ("robots_unavailable", "tdmrep_unreadable")
+# Exceptions that are the gate's way of dropping a request, not failures.
+_NOT_ERRORS = ("IgnoreRequest",)
 
 
 @dataclass
@@ -86,7 +92,10 @@ def errors_of(stats: dict[str, Any]) -> dict[str, int]:
         for key, count in _by_prefix(stats, prefix).items():
             if "/" in key:  # e.g. horeca/errors/x/y is a detail of x
                 continue
-            kind = label + key.rsplit(".", 1)[-1]
+            name = key.rsplit(".", 1)[-1]
+            if name in _NOT_ERRORS:
+                continue
+            kind = label + name
             errors[kind] = errors.get(kind, 0) + count
     gave_up = int(stats.get("horeca/retry/gave_up", 0))
     if gave_up:
@@ -94,6 +103,9 @@ def errors_of(stats: dict[str, Any]) -> dict[str, int]:
     too_long = int(stats.get("horeca/retry/retry_after_too_long", 0))
     if too_long:
         errors["retry_after_too_long"] = too_long
+    for key in _GATE_ERRORS:
+        if stats.get(_GATE_PREFIX + key):
+            errors[key] = int(stats[_GATE_PREFIX + key])
     return dict(sorted(errors.items()))
 
 
@@ -111,7 +123,8 @@ def build_report(source: str, stats: dict[str, Any], *, finish_reason: str | Non
     coverage = {f: round(coverage_counts.get(f, 0) / kept, 4) if kept else 0.0
                 for f in COVERAGE_FIELDS}
     filtered = {label: int(stats[key]) for key, label in _FILTER_KEYS.items() if stats.get(key)}
-    filtered.update(_by_prefix(stats, "horeca/gate/"))
+    filtered.update({k: v for k, v in _by_prefix(stats, _GATE_PREFIX).items()
+                     if "/" not in k and k not in _GATE_INFO})
     status = status_of(finish_reason)
     reason = None if status == "ok" else finish_reason
     return CrawlReport(

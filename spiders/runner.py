@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_utils
 from horeca.errors import UserError
 from horeca.region import Region
+from horeca.spiders.crawl_process import region_to_dict
 from horeca.spiders.options import parse_options
 from horeca.spiders.report import (
     CrawlReport,
@@ -30,7 +31,6 @@ from horeca.spiders.report import (
     previous_report,
     store_report,
 )
-from horeca.spiders.run_one import region_to_dict
 from horeca.store import open_db, transaction
 from horeca.store.runs import finish_run, start_run
 

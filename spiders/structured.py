@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lxml import html as lxml_html
@@ -104,12 +104,14 @@ def jsonld_blocks(doc: Any) -> tuple[list[Any], ExtractionErrors]:
     return blocks, errors
 
 
-def jsonld_entities(blocks: list[Any]) -> list[tuple[JsonNode, bool]]:
-    """Typed nodes of JSON-LD documents with "@id" references resolved, each with whether
-    it is nested inside a business node."""
+def jsonld_entities(blocks: list[Any], *,
+                    only: Callable[[JsonNode], bool] | None = None) -> list[tuple[JsonNode, bool]]:
+    """Typed nodes of JSON-LD documents (those `only` accepts) with "@id" references
+    resolved, each with whether it is nested inside a business node."""
     walked = [pair for block in blocks for pair in _walk_jsonld(block)]
     by_id = {n["@id"]: n for n, _ in walked if isinstance(n.get("@id"), str) and len(n) > 1}
-    return [(_resolve_refs(n, by_id), inside) for n, inside in walked if "@type" in n]
+    return [(_resolve_refs(n, by_id), inside) for n, inside in walked
+            if "@type" in n and (only is None or only(n))]
 
 
 # --------------------------------------------------------------------------- microdata
@@ -207,12 +209,17 @@ def is_business(node: JsonNode) -> bool:
     return any(t in TYPE_CATEGORY for t in types_of(node))
 
 
-def entities(text: str) -> tuple[list[tuple[JsonNode, bool]], ExtractionErrors]:
-    """All schema.org nodes in a page (JSON-LD first, then microdata), each with whether it
-    is nested inside a business, and the errors met."""
+def entities(text: str, *, only: Callable[[JsonNode], bool] | None = None
+             ) -> tuple[list[tuple[JsonNode, bool]], ExtractionErrors]:
+    """Schema.org nodes in a page (JSON-LD first, then microdata; those `only` accepts),
+    each with whether it is nested inside a business, and the errors met."""
     doc = parse_html(text)
     blocks, errors = jsonld_blocks(doc)
-    return jsonld_entities(blocks) + microdata_entities(doc), errors
+    found = jsonld_entities(blocks, only=only)
+    if doc.find(".//*[@itemscope]") is not None:
+        found += [(n, inside) for n, inside in microdata_entities(doc)
+                  if only is None or only(n)]
+    return found, errors
 
 
 def businesses(text: str) -> tuple[list[JsonNode], ExtractionErrors]:
@@ -221,7 +228,7 @@ def businesses(text: str) -> tuple[list[JsonNode], ExtractionErrors]:
     A business nested inside another (a hotel's restaurant) belongs to that listing; the
     same node reached twice (graph member and reference) is returned once.
     """
-    found, errors = entities(text)
+    found, errors = entities(text, only=is_business)
     seen: set[str] = set()
     unique: list[JsonNode] = []
     for node, inside in found:
