@@ -174,7 +174,7 @@ _FR_TYPES: tuple[str, ...] = (
     "rue", "avenue", "boulevard", "chaussee", "place", "square", "impasse", "quai",
     "galerie", "galeries", "parvis", "allee", "chemin", "clos", "dreve", "sentier",
     "passage", "venelle", "ruelle", "cite", "cour", "montee", "route", "voie", "esplanade",
-    "promenade", "rampe", "carrefour", "rond", "point", "cours", "petite", "drève",
+    "promenade", "rampe", "carrefour", "rond", "point", "cours", "petite",
 )
 _NL_TYPES: tuple[str, ...] = (
     "steenweg", "straatje", "straat", "laan", "plein", "kaai", "dreef", "weg", "lei",

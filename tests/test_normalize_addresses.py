@@ -261,7 +261,7 @@ LOCALITY = st.sampled_from(["Bruxelles", "Brussel", "Ixelles", "Elsene", "Sint-G
        st.sampled_from(["{s} {n}, {p} {l}", "{n} {s}, {p} {l}", "{s} {n}\n{p} {l}",
                         "{s} {n} {p} {l}", "{s} {n}, B-{p} {l}", "{s} {n}, {p} {l}, Belgique",
                         "{s}, {n}, {p} {l}"]))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_parse_address_round_trips_generated_addresses(
     street, number, box, box_writing, postcode, locality, layout
 ) -> None:
@@ -275,7 +275,7 @@ def test_parse_address_round_trips_generated_addresses(
 
 
 @given(st.text(max_size=80))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 def test_parse_address_never_raises_on_arbitrary_text(raw: str) -> None:
     got = parse_address(raw)
     assert isinstance(got, AddressParts)
@@ -284,7 +284,7 @@ def test_parse_address_never_raises_on_arbitrary_text(raw: str) -> None:
 
 
 @given(st.text(alphabet="0123456789 -/abtesuxAB,.", max_size=20))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_house_number_parsers_never_raise_and_agree(text: str) -> None:
     number, _box = split_box(text)
     first, last, suffix = parse_house_number(text)
@@ -295,20 +295,20 @@ def test_house_number_parsers_never_raise_and_agree(text: str) -> None:
 
 
 @given(st.one_of(STREET, st.text(max_size=40)))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_normalize_street_is_idempotent(street: str) -> None:
     once = normalize_street(street)
     assert normalize_street(once) == once
 
 
 @given(STREET)
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_street_core_is_never_empty_for_a_street(street: str) -> None:
     assert street_core(street)
 
 
 @given(st.text(max_size=12))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_normalize_postcode_is_idempotent(text: str) -> None:
     once = normalize_postcode(text)
     assert once is None or normalize_postcode(once) == once

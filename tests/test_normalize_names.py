@@ -176,14 +176,14 @@ FORMS = st.sampled_from(
 
 
 @given(NAMES)
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_normalize_name_is_idempotent(name: str) -> None:
     once = normalize_name(name)
     assert normalize_name(once) == once
 
 
 @given(NAMES)
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_fold_is_idempotent_and_ascii(text: str) -> None:
     once = fold(text)
     assert fold(once) == once
@@ -192,7 +192,7 @@ def test_fold_is_idempotent_and_ascii(text: str) -> None:
 
 
 @given(NAMES)
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_informative_tokens_are_name_tokens_without_generic_words(name: str) -> None:
     tokens = name_tokens(name)
     informative = informative_tokens(name)
@@ -202,7 +202,7 @@ def test_informative_tokens_are_name_tokens_without_generic_words(name: str) -> 
 
 @given(st.lists(BASE_WORDS, min_size=1, max_size=3).map(" ".join), FORMS,
        st.sampled_from(["{n} {f}", "{f} {n}", "{n} ({f})", "{n}, {f}", "{n} - {f}"]))
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_any_spelling_of_a_legal_form_is_stripped(name: str, form: str, layout: str) -> None:
     written = layout.format(n=name, f=form)
     assert strip_legal_form(written) == name

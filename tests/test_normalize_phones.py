@@ -126,7 +126,7 @@ def mobile_formats(national: str) -> list[str]:
 
 
 @given(BRUSSELS_SUBSCRIBER)
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_brussels_landlines_round_trip_in_every_written_form(sub: str) -> None:
     expected = f"+322{sub}"
     for written in brussels_formats(sub):
@@ -135,7 +135,7 @@ def test_brussels_landlines_round_trip_in_every_written_form(sub: str) -> None:
 
 
 @given(MOBILE_SUBSCRIBER)
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_mobiles_round_trip_in_every_written_form(national: str) -> None:
     expected = f"+32{national}"
     for written in mobile_formats(national):
@@ -144,14 +144,14 @@ def test_mobiles_round_trip_in_every_written_form(national: str) -> None:
 
 
 @given(st.text(max_size=60))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_output_is_e164_or_none_on_arbitrary_text(raw: str) -> None:
     result = to_e164(raw)
     assert result is None or E164.match(result)
 
 
 @given(st.text(alphabet="0123456789 +()/.-", max_size=25))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_output_is_e164_or_none_and_stable_on_digit_soup(raw: str) -> None:
     result = to_e164(raw)
     assert result is None or E164.match(result)

@@ -110,7 +110,7 @@ URL = st.builds(
 
 
 @given(URL)
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 def test_normalize_url_is_idempotent_and_domain_ignores_scheme_www_and_path(url: str) -> None:
     once = normalize_url(url)
     assert once is not None
@@ -122,7 +122,7 @@ def test_normalize_url_is_idempotent_and_domain_ignores_scheme_www_and_path(url:
 
 
 @given(st.text(max_size=60))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_web_normalisers_never_raise(text: str) -> None:
     url = normalize_url(text)
     assert url is None or normalize_url(url) == url
