@@ -456,7 +456,9 @@ def _parse_address(raw: str, default_country: str) -> AddressParts:
     if locality and " " in locality:
         # "1000 Brussel BE": a country written after the locality on the same line.
         head, last_word = locality.rsplit(" ", 1)
-        if _country_of(last_word) and country == default_country:
+        # Short codes only in capitals: "Brussel BE" yes, a locality ending in "de" no.
+        is_code = len(last_word) > 3 or last_word.isupper()
+        if is_code and _country_of(last_word) and country == default_country:
             country = _country_of(last_word) or country
             locality = head.strip(" -,")
     return AddressParts(

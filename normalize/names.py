@@ -16,9 +16,10 @@ from horeca.normalize.text import fold
 # "B.V.B.A.", "b v b a", "BVBA" and "SPRL-U" all match). Belgian forms in NL / FR / DE,
 # old and new (company code of 2019), then common foreign ones.
 _LEGAL_FORM_LETTERS: tuple[str, ...] = (
-    # since 2019 (NL/FR/DE): BV/SRL, NV/SA/AG, CV/SC, VOF/SNC/OHG, CommV/SComm/KG, VZW/ASBL/VoG
+    # since 2019 (NL/FR/DE): BV/SRL, NV/SA/AG, CV/SC/Gen, VOF/SNC/OHG, CommV/SComm/KG,
+    # VZW/ASBL/VoG
     "bv", "srl", "nv", "sa", "ag", "cv", "sc", "vof", "snc", "ohg", "commv", "scomm", "kg",
-    "vzw", "asbl", "vog", "ivzw", "aisbl", "ivog", "esv", "gie", "eesv", "geie",
+    "vzw", "asbl", "vog", "ivzw", "aisbl", "ivog", "esv", "gie", "eesv", "geie", "gen",
     # before 2019
     "bvba", "sprl", "pgmbh", "cvba", "scrl", "cvoa", "scri", "scris", "commva", "sca",
     "kgaa", "ebvba", "sprlu", "cvso", "scrlfs", "sprls", "lv", "gcv", "scs", "gmbh",
