@@ -10,46 +10,46 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import click
 import typer
-from typer.core import TyperGroup
-
 from horeca import __version__
-from horeca.context import ENV_ANALYST, ENV_PURPOSE, AppContext, DEFAULT_PURPOSE
+from horeca.context import DEFAULT_PURPOSE, ENV_ANALYST, ENV_PURPOSE, AppContext
 from horeca.errors import UserError
 from horeca.store import ENV_DB, resolve_db_path
+from typer.core import TyperGroup
+
+USER_ERROR_EXIT = 2
 
 
-class UserFacingError(click.ClickException):
-    """Printed as one line on stderr, no traceback, exit status 2."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # type: ignore[override]
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+def _fail(message: str) -> typer.Exit:
+    """Print a user's mistake as one line on stderr; the caller raises the returned Exit."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=USER_ERROR_EXIT)
 
 
 class HorecaGroup(TyperGroup):
-    """Turns user mistakes raised anywhere below into one clear line."""
+    """Turns user mistakes raised anywhere below into one clear line, exit status 2.
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    It prints and raises `typer.Exit` rather than a click exception: typer vendors its own
+    click, so an exception class from a separately installed click would not be caught.
+    """
+
+    def list_commands(self, ctx) -> list[str]:  # type: ignore[no-untyped-def]
         return list(self.commands)  # keep pipeline order, not alphabetical
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except UserError as err:
-            raise UserFacingError(err.render()) from None
+            raise _fail(err.render()) from None
         except sqlite3.OperationalError as err:
             if "locked" in str(err) or "busy" in str(err):
-                raise UserFacingError(
-                    "the database is locked by another process (fix: wait for the other "
-                    "horeca command to finish, then retry)") from None
+                raise _fail("the database is locked by another process (fix: wait for the "
+                            "other horeca command to finish, then retry)") from None
             raise
         except KeyboardInterrupt:
-            click.echo("interrupted: what was written is kept; run the same command again "
+            typer.echo("interrupted: what was written is kept; run the same command again "
                        "to resume", err=True)
-            raise SystemExit(130) from None
+            raise typer.Exit(code=130) from None
 
 
 app = typer.Typer(
@@ -90,7 +90,8 @@ def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Show the version and exit."),
 ) -> None:
-    ctx.obj = AppContext(db_path=resolve_db_path(db), analyst=analyst, purpose=purpose)
+    ctx.obj = AppContext(db_path=resolve_db_path(db), analyst=analyst, purpose=purpose,
+                         db_explicit=bool(db))
 
 
 def _register_components() -> None:

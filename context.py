@@ -16,10 +16,9 @@ from typing import Any
 
 import sqlite_utils
 import typer
-from rich.console import Console
-
 from horeca.store import open_db, resolve_db_path
 from horeca.store.runs import finish_run, os_user, start_run
+from rich.console import Console
 
 ENV_ANALYST = "HORECA_ANALYST"
 ENV_PURPOSE = "HORECA_PURPOSE"
@@ -43,6 +42,7 @@ class AppContext:
     db_path: Path
     analyst: str | None = None
     purpose: str = DEFAULT_PURPOSE
+    db_explicit: bool = False  # --db or $HORECA_DB given: commands must not pick their own
     _db: sqlite_utils.Database | None = field(default=None, repr=False)
 
     @classmethod

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
-
 from horeca.errors import UserError
 from horeca.store.schema import SCHEMA_VERSION, migrate
 
@@ -67,7 +66,8 @@ def open_db(db: str | Path | None = None, *, create: bool = True) -> sqlite_util
                         fix=f"create {path.parent} or pass --db with another path")
     if not path.exists() and not create:
         raise UserError("no database here yet", path=path,
-                        fix="run a step that creates it (e.g. `horeca register import`) or pass --db")
+                        fix="run a step that creates it (e.g. `horeca register import`) "
+                            "or pass --db")
     if path.exists() and not os.access(path, os.W_OK):
         raise UserError("the database is not writable", path=path,
                         fix="change its permissions or pass --db with another path")

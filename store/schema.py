@@ -194,7 +194,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             status TEXT,      -- ok | not_found | error
             error TEXT,
             created_at TEXT,
-            method TEXT,      -- exact | interpolated | segment | nearest_number | *_centroid | online
+            method TEXT,  -- exact, interpolated, segment, nearest_number, *_centroid, online
             matched TEXT               -- what the answer matched (street, number, postcode)
         );
 
@@ -283,7 +283,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             id INTEGER PRIMARY KEY,
             place_id TEXT,
             listing_ids TEXT,          -- JSON: so a verdict survives a change of place ids
-            verdict TEXT,     -- confirmed | registered_under | closed | false_positive | not_visited
+            verdict TEXT,  -- confirmed, registered_under, closed, false_positive, not_visited
             register_number TEXT,
             comment TEXT,
             outcome TEXT,     -- what the reviewed row said: match | doubt | no-match

@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from horeca.legal_gate import audit
 from horeca.store import open_db
 

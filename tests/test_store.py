@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from horeca.errors import UserError
 from horeca.store import SCHEMA_VERSION, open_db, transaction, upsert
 from horeca.store.schema import MIGRATIONS
@@ -102,7 +101,7 @@ def test_error_inside_transaction_rolls_back_sqlite_utils_writes(tmp_path: Path)
     with pytest.raises(ZeroDivisionError), transaction(db):
         db["sources"].insert_all([{"name": "a"}, {"name": "b"}])  # commits its own block
         db["sources"].upsert({"name": "c"}, pk="name")
-        1 / 0
+        raise ZeroDivisionError
     assert db["sources"].count == 0
 
 
