@@ -45,29 +45,38 @@ def _pct(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
-def render_reports(reports: list[CrawlReport]) -> Table:
-    table = Table(title="Crawl", show_lines=False)
-    for column in ("source", "status", "pages", "listings", "kept", "new/upd.", "dropped",
-                   "coverage", "errors"):
-        table.add_column(column, overflow="fold")
+def render_reports(reports: list[CrawlReport]) -> list[Table]:
+    """A summary table (one row per source) and a field-coverage table."""
+    summary = Table(title="Crawl", title_justify="left")
+    for column in ("source", "status", "pages", "listings", "kept", "new", "updated",
+                   "dropped", "errors"):
+        summary.add_column(column, overflow="fold",
+                           justify="right" if column in {"pages", "listings", "kept", "new",
+                                                         "updated"} else "left")
+    coverage = Table(title="Field coverage of kept listings", title_justify="left")
+    coverage.add_column("source")
+    for field in COVERAGE_FIELDS:
+        coverage.add_column(field, justify="right")
     for r in reports:
         if r.status in {"refused", "skipped", "failed"}:
-            style = "yellow" if r.status != "failed" else "red"
-            table.add_row(r.source, f"[{style}]{r.status}[/]", "", "", "", "", "", "",
-                          f"[{style}]{r.reason or ''}[/]")
+            style = "red" if r.status == "failed" else "yellow"
+            summary.add_row(r.source, f"[{style}]{r.status}[/]", "", "", "", "", "",
+                            f"[{style}]{r.reason or ''}[/]", "")
             continue
-        status = "[red]FLAGGED[/]" if r.flags else (
+        status = "[bold red]FLAGGED[/]" if r.flags else (
             "ok" if r.status == "ok" else f"[yellow]{r.status}[/]")
         dropped = ", ".join(f"{k} {v}" for k, v in r.dropped.items()) or "-"
-        coverage = " ".join(f"{f} {_pct(r.coverage.get(f, 0.0))}" for f in COVERAGE_FIELDS)
         errors = ", ".join(f"{k} {v}" for k, v in r.errors.items()) or "-"
-        table.add_row(r.source, status, str(r.pages), str(r.items), str(r.kept),
-                      f"{r.new}/{r.updated}", dropped, coverage, errors)
-    return table
+        summary.add_row(r.source, status, str(r.pages), str(r.items), str(r.kept), str(r.new),
+                        str(r.updated), dropped, errors)
+        coverage.add_row(r.source, *(_pct(r.coverage.get(f, 0.0)) for f in COVERAGE_FIELDS),
+                         style="red" if r.flags else None)
+    return [summary, coverage] if coverage.row_count else [summary]
 
 
 def print_reports(reports: list[CrawlReport]) -> None:
-    console.print(render_reports(reports))
+    for table in render_reports(reports):
+        console.print(table)
     for r in reports:
         for flag in r.flags:
             console.print(f"[bold red]flagged[/] {r.source}: {flag} - check the site's "
@@ -93,6 +102,8 @@ def crawl(
                               "the demo's fixture server http://127.0.0.1:8899."),
     http_cache: bool = typer.Option(False, "--http-cache", help="Keep responses in "
                                     ".horeca/httpcache beside the database and reuse them."),
+    parallel: int = typer.Option(1, "--parallel", min=1, help="Crawl this many sources at "
+                                 "once (each site still gets one request at a time)."),
 ) -> None:
     from horeca.legal_gate.config import resolve_sources_path
     from horeca.spiders.runner import crawl_sources
@@ -105,7 +116,7 @@ def crawl(
                                 regions_file=regions_file)
     sources_path = resolve_sources_path(sources_file)
     args = {"sources": sources or "all", "region": the_region.name, "proxy": proxy,
-            "http_cache": http_cache, "sources_file": str(sources_path)}
+            "http_cache": http_cache, "parallel": parallel, "sources_file": str(sources_path)}
     with app_ctx.step("crawl", args) as step, Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
             console=console, transient=True) as bar:
@@ -121,7 +132,7 @@ def crawl(
         reports = crawl_sources(app_ctx.db_path, sources_path, None if all_sources else sources,
                                 the_region, proxy, run_id=step.run_id, actor=app_ctx.actor,
                                 purpose=app_ctx.purpose, http_cache=http_cache,
-                                progress=progress)
+                                parallel=parallel, progress=progress)
         step.counts = {r.source: {"status": r.status, "kept": r.kept, "flags": len(r.flags)}
                        for r in reports}
     print_reports(reports)

@@ -1,9 +1,11 @@
 """Crawling sources: the library entry point behind `horeca crawl`, `horeca run` and the demo.
 
 `crawl_sources` checks every selected source's spider options, then for each source runs
-the legal gate's preflight (refusals are reported, audited by the gate, and stop nothing
-else), runs the crawl in a subprocess (`horeca.spiders.run_one`), builds, flags, stores
-and audits the crawl report.
+the legal gate's preflight (a refusal is reported, audited by the gate, and stops nothing
+else), runs the crawl in a subprocess (`python -m horeca.spiders.run_one`), and builds,
+flags, stores and audits its crawl report. Sources are different sites, so up to
+`parallel` of them may be crawled at the same time; each site still sees one request at
+a time at the rate its review allows.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,7 @@ from horeca.store import open_db, transaction
 from horeca.store.runs import finish_run, start_run
 
 WORK_DIR = ".horeca"
+POLL_S = 0.2
 
 # progress(source_name, {"pages": n, "items": n, "kept": n}) while a crawl runs
 ProgressCallback = Callable[[str, dict[str, int]], None]
@@ -60,79 +65,64 @@ def select_sources(config: Any, names: Iterable[str] | None) -> list[Any]:
     return chosen
 
 
-def _wait(proc: subprocess.Popen[bytes], progress_file: Path, name: str,
-          progress: ProgressCallback | None) -> None:
-    """Wait for the crawl; on Ctrl-C, ask it once to stop gracefully (so it can resume)."""
-    interrupted = False
-    while True:
-        try:
-            proc.wait(timeout=0.25)
-            break
-        except subprocess.TimeoutExpired:
-            if progress is not None and progress_file.exists():
-                with contextlib.suppress(OSError, ValueError):
-                    progress(name, json.loads(progress_file.read_text()))
-        except KeyboardInterrupt:
-            # a second Ctrl-C forces the child to stop at once, as Scrapy does
-            proc.send_signal(signal.SIGINT)
-            interrupted = True
-    if interrupted:
-        raise KeyboardInterrupt
+def check_spider_options(sources: Iterable[Any]) -> None:
+    """Every selected source's spider options, before anything is fetched."""
+    for source in sources:
+        parse_options(source.spider, source.spider_options, source=source.name,
+                      path=source.path)
 
 
-def _run_child(spec: dict[str, Any], tmp: Path, name: str,
-               progress: ProgressCallback | None) -> tuple[dict[str, Any], bool]:
-    spec_path = tmp / f"{name}.spec.json"
-    spec_path.write_text(json.dumps(spec))
-    # Own session: a terminal Ctrl-C reaches only us, and we forward exactly one SIGINT.
-    proc = subprocess.Popen([sys.executable, "-m", "horeca.spiders.run_one", str(spec_path)],
-                            stdin=subprocess.DEVNULL, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    interrupted = False
-    try:
-        _wait(proc, Path(spec["progress_file"]), name, progress)
-    except KeyboardInterrupt:
-        interrupted = True
-        try:
-            proc.wait()
-        except KeyboardInterrupt:
-            proc.kill()
-            proc.wait()
-    result_path = Path(spec["result_path"])
-    if result_path.exists():
-        try:
-            return json.loads(result_path.read_text()), interrupted
-        except ValueError:
-            pass
-    return {"finish_reason": None,
-            "error": f"the crawl process exited with status {proc.returncode}"}, interrupted
+@dataclass
+class _Crawl:
+    """One source's crawl subprocess."""
+
+    source: Any
+    spec: dict[str, Any]
+    log_file: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, tmp: Path) -> None:
+        spec_path = tmp / f"{self.source.name}.spec.json"
+        spec_path.write_text(json.dumps(self.spec))
+        # Own session: a terminal Ctrl-C reaches only the parent, which forwards exactly
+        # one SIGINT (Scrapy's graceful stop); a second one would force an unclean stop.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "horeca.spiders.run_one", str(spec_path)],
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def progress(self) -> dict[str, int] | None:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(Path(self.spec["progress_file"]).read_text())
+        return None
+
+    def result(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(Path(self.spec["result_path"]).read_text())
+        code = self.proc.returncode if self.proc else None
+        return {"finish_reason": None,
+                "error": f"the crawl process exited with status {code}"}
 
 
-def _refused(source: str, region: Region, reason: str, status: str = "refused") -> CrawlReport:
+def _skipped(source: str, region: Region, reason: str, status: str) -> CrawlReport:
     return CrawlReport(source=source, status=status, reason=reason, region=region.name,
                        segments=0)
 
 
-def crawl_one(db: sqlite_utils.Database, db_path: Path, sources_path: Path, source: Any,
-              region: Region, *, run_id: int, proxy: str | None, actor: str | None,
-              purpose: str | None, http_cache: bool, throttle: bool,
-              settings: dict[str, Any] | None, progress: ProgressCallback | None,
-              tmp: Path) -> CrawlReport:
-    """Gate, crawl in a subprocess, report. Returns the stored report."""
+def _prepare(db: sqlite_utils.Database, db_path: Path, sources_path: Path, source: Any,
+             region: Region, *, run_id: int, proxy: str | None, actor: str | None,
+             purpose: str | None, http_cache: bool, throttle: bool,
+             settings: dict[str, Any] | None, tmp: Path) -> CrawlReport | _Crawl:
+    """The gate's preflight; a report when the source is not crawled, else its crawl."""
     from horeca.legal_gate.checks import CrawlRefused, gate_crawl
 
     if source.spider == "overpass" and region.bbox is None:
-        report = _refused(source.name, region, "the overpass spider needs a region with a "
-                          "bounding box (pass --bbox or a named region)", status="skipped")
-        store_report(db, run_id, report)
-        return report
+        return _skipped(source.name, region, "the overpass spider needs a region with a "
+                        "bounding box (pass --bbox or a named region)", "skipped")
     try:
         gate_crawl(db, source, actor=actor, purpose=purpose, proxy=proxy)
     except CrawlRefused as refusal:
-        report = _refused(source.name, region, getattr(refusal, "bare_message", str(refusal)))
-        store_report(db, run_id, report)
-        return report
-
+        return _skipped(source.name, region, refusal.bare_message, "refused")
     work = work_dir(db_path)
     (work / "logs").mkdir(parents=True, exist_ok=True)
     log_file = work / "logs" / f"{source.name}.log"
@@ -146,23 +136,25 @@ def crawl_one(db: sqlite_utils.Database, db_path: Path, sources_path: Path, sour
         "result_path": str(tmp / f"{source.name}.result.json"),
         "settings": settings or {},
     }
-    result, interrupted = _run_child(spec, tmp, source.name, progress)
+    return _Crawl(source=source, spec=spec, log_file=log_file)
+
+
+def _finish(db: sqlite_utils.Database, crawl: _Crawl, region: Region,
+            run_id: int) -> CrawlReport:
+    result = crawl.result()
+    name = crawl.source.name
     if result.get("error"):
-        report = CrawlReport(source=source.name, status="failed", region=region.name,
-                             reason=f"{result['error']} (log: {log_file})")
-    else:
-        report = build_report(source.name, result.get("stats") or {},
-                              finish_reason=result.get("finish_reason"), region=region.name,
-                              duration_s=float(result.get("duration_s") or 0.0),
-                              segments=int(result.get("segments") or 1))
-        if report.status == "interrupted":
-            report.reason = (f"{report.reason}: stopped before the end; run the same crawl "
-                             "again to resume")
-        report.flags = flags_against(report, previous_report(db, source.name, region.name,
-                                                             before_run_id=run_id))
-    _store_and_audit(db, run_id, report, actor=actor, purpose=purpose)
-    if interrupted:
-        raise KeyboardInterrupt
+        return CrawlReport(source=name, status="failed", region=region.name,
+                           reason=f"{result['error']} (log: {crawl.log_file})")
+    report = build_report(name, result.get("stats") or {},
+                          finish_reason=result.get("finish_reason"), region=region.name,
+                          duration_s=float(result.get("duration_s") or 0.0),
+                          segments=int(result.get("segments") or 1))
+    if report.status == "interrupted":
+        report.reason = (f"{report.reason}: stopped before the end; run the same crawl "
+                         "again to resume")
+    report.flags = flags_against(report, previous_report(db, name, region.name,
+                                                         before_run_id=run_id))
     return report
 
 
@@ -172,6 +164,8 @@ def _store_and_audit(db: sqlite_utils.Database, run_id: int, report: CrawlReport
 
     with transaction(db):
         store_report(db, run_id, report)
+        if report.status in {"refused", "skipped"}:
+            return  # the gate audited the refusal; nothing was fetched
         record(db, "crawl", actor=actor, source=report.source, target=report.region,
                rows=report.kept, purpose=purpose,
                details={"run_id": run_id, "status": report.status, "pages": report.pages,
@@ -179,25 +173,64 @@ def _store_and_audit(db: sqlite_utils.Database, run_id: int, report: CrawlReport
                         "dropped": report.dropped, "flags": report.flags})
 
 
-def check_spider_options(sources: Iterable[Any]) -> None:
-    """Every selected source's spider options, before anything is fetched."""
-    for source in sources:
-        parse_options(source.spider, source.spider_options, source=source.name,
-                      path=source.path)
+def _run_all(crawls: list[_Crawl], *, parallel: int, tmp: Path,
+             progress: ProgressCallback | None,
+             done: Callable[[_Crawl], None]) -> None:
+    """Run the crawls, at most `parallel` at once; `done` is called as each one ends.
+
+    On Ctrl-C every running crawl gets one SIGINT (a graceful, resumable stop), the parent
+    waits for them, reports them, and re-raises KeyboardInterrupt.
+    """
+    waiting = list(crawls)
+    running: list[_Crawl] = []
+    interrupted = False
+    while waiting or running:
+        try:
+            while waiting and len(running) < parallel and not interrupted:
+                crawl = waiting.pop(0)
+                crawl.start(tmp)
+                running.append(crawl)
+            time.sleep(POLL_S)
+            for crawl in list(running):
+                assert crawl.proc is not None
+                if crawl.proc.poll() is None:
+                    counts = crawl.progress() if progress is not None else None
+                    if counts is not None and progress is not None:
+                        progress(crawl.source.name, counts)
+                    continue
+                running.remove(crawl)
+                done(crawl)
+            if interrupted and not running:
+                break
+        except KeyboardInterrupt:
+            if interrupted:  # a second Ctrl-C: stop at once
+                for crawl in running:
+                    assert crawl.proc is not None
+                    crawl.proc.kill()
+                continue
+            interrupted = True
+            waiting.clear()
+            for crawl in running:
+                assert crawl.proc is not None
+                with contextlib.suppress(ProcessLookupError):
+                    crawl.proc.send_signal(signal.SIGINT)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def crawl_sources(db_path: str | Path, sources_path: str | Path, names: Iterable[str] | None,
                   region: Region, proxy: str | None = None, *, run_id: int | None = None,
                   actor: str | None = None, purpose: str | None = None,
-                  http_cache: bool = False, throttle: bool = True,
+                  http_cache: bool = False, throttle: bool = True, parallel: int = 1,
                   settings: dict[str, Any] | None = None,
                   progress: ProgressCallback | None = None) -> list[CrawlReport]:
     """Crawl the named sources (every source in the file when `names` is None).
 
-    Sources the gate refuses come back as reports with status "refused" and the reason;
-    the others are crawled one after another, each in its own subprocess. `settings`
-    are extra Scrapy settings (tests, benchmarks). `run_id` ties listings and reports to
-    the caller's `runs` row; without one a "crawl" run is recorded here.
+    Returns one report per source, in the order given: sources the gate refuses come back
+    with status "refused" and the reason. `parallel` sources are crawled at once (each in
+    its own process). `settings` are extra Scrapy settings (tests, benchmarks). `run_id`
+    ties listings and reports to the caller's `runs` row; without one a "crawl" run is
+    recorded here.
     """
     from horeca.legal_gate.config import load_sources
 
@@ -205,27 +238,41 @@ def crawl_sources(db_path: str | Path, sources_path: str | Path, names: Iterable
     config = load_sources(sources_path)
     sources = select_sources(config, names)
     check_spider_options(sources)
+    if parallel < 1:
+        raise UserError("--parallel must be at least 1", path="--parallel", fix="e.g. 2")
     db = open_db(db_path)
     own_run = run_id is None
     if own_run:
         run_id = start_run(db, "crawl", {"sources": [s.name for s in sources],
                                          "region": region.name}, analyst=actor, purpose=purpose)
     assert run_id is not None
-    reports: list[CrawlReport] = []
+    reports: dict[str, CrawlReport] = {}
     status = "failed"
+
+    def done(crawl: _Crawl) -> None:
+        report = _finish(db, crawl, region, run_id)
+        _store_and_audit(db, run_id, report, actor=actor, purpose=purpose)
+        reports[report.source] = report
+
     try:
         with tempfile.TemporaryDirectory(prefix="horeca-crawl-") as tmp:
+            crawls: list[_Crawl] = []
             for source in sources:
-                reports.append(crawl_one(
-                    db, db_path, Path(config.path), source, region, run_id=run_id,
-                    proxy=proxy, actor=actor, purpose=purpose, http_cache=http_cache,
-                    throttle=throttle, settings=settings, progress=progress, tmp=Path(tmp)))
+                prepared = _prepare(db, db_path, Path(config.path), source, region,
+                                    run_id=run_id, proxy=proxy, actor=actor, purpose=purpose,
+                                    http_cache=http_cache, throttle=throttle,
+                                    settings=settings, tmp=Path(tmp))
+                if isinstance(prepared, CrawlReport):
+                    _store_and_audit(db, run_id, prepared, actor=actor, purpose=purpose)
+                    reports[source.name] = prepared
+                else:
+                    crawls.append(prepared)
+            _run_all(crawls, parallel=parallel, tmp=Path(tmp), progress=progress, done=done)
         status = "ok"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
         if own_run:
-            finish_run(db, run_id, status, {r.source: r.kept for r in reports})
-    return reports
-
+            finish_run(db, run_id, status, {name: r.kept for name, r in reports.items()})
+    return [reports[s.name] for s in sources if s.name in reports]

@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from horeca.cli import app
 from horeca.errors import UserError
 from horeca.legal_gate.config import load_sources
 from horeca.region import resolve_region
 from horeca.spiders.importer import import_listings, load_mapping
 from horeca.store import open_db
+from typer.testing import CliRunner
 
 SOURCES = """
 [defaults]
@@ -42,7 +41,8 @@ start_urls = ["http://wait.example/"]
 """.replace("{sha}", "0" * 64)
 
 CSV = """\ufeffRef;Business name;Adres;Tel;Site;Lat;Lon;Reviewer
-a1;"Chez  L&eacute;on";Rue des Bouchers 18 bte 2, 1000 Bruxelles;02/511.14.15;www.chezleon.be;50,8478;4.3542;Marie Dupont
+a1;"Chez  L&eacute;on";Rue des Bouchers 18 bte 2, 1000 Bruxelles;02/511.14.15;\
+www.chezleon.be;50,8478;4.3542;Marie Dupont
 a2;Frituur Één;Meir 1, 2000 Antwerpen;03 000 00 00;;51.2;4.4;
 a3;;Rue Haute 1, 1000 Bruxelles;;;;;
 a4;Jan Peeters;Rue Haute 2, 1000 Bruxelles;;;;;
