@@ -1,9 +1,10 @@
 """KBO Open Data -> register units, streamed, filtered while reading, bounded in memory.
 
 The extract is read table by table into a throw-away staging SQLite database, keeping
-only the rows the import needs, then units are assembled by one ordered query over the
-staging tables. Memory holds only the sets of wanted entity numbers (the region's), never
-the rows: a national import without filters keeps everything on disk.
+only the rows the import needs; units are then assembled by one ordered query over the
+staging tables, which also builds the JSON columns. Memory holds only the sets of wanted
+entity numbers (the region's), never rows: a whole-country import keeps everything on
+disk.
 
 Order of the passes, each deciding what the next one keeps:
 
@@ -18,6 +19,9 @@ Order of the passes, each deciding what the next one keeps:
                         the units to those with a matching code at either level.
 5. enterprise.csv, branch.csv, denomination.csv, contact.csv -> rows of the remaining
    units and enterprises (phones to E.164 and websites normalised on the way in).
+
+Staging keeps entity numbers as the files write them (`0201.310.929`); outputs carry
+digits only. Rows of the big files go from the reader to `executemany` untouched.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import re
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +53,8 @@ from horeca.register.kbo_format import (
     table_layers,
 )
 from horeca.register.progress import Reporter
-from horeca.register.reader import (
-    KeyFilter,
-    entity_digits,
-    iter_rows,
-    read_layout,
-)
-from horeca.register.units import (
-    is_horeca,
-    merge_names,
-    nace_entries,
-    name_entries,
-    unique,
-    unit_row,
-)
+from horeca.register.reader import KeyFilter, entity_digits, iter_rows, read_layout
+from horeca.register.units import HORECA_PREFIXES, UNIT_COLUMNS, to_json, unique
 
 STAGING_SCHEMA = """
 CREATE TABLE src (id INTEGER PRIMARY KEY, label TEXT);
@@ -71,40 +63,90 @@ CREATE TABLE addr (entity TEXT, kind TEXT, zipcode TEXT, muni_nl TEXT, muni_fr T
 CREATE TABLE est (est TEXT, ent TEXT, start TEXT, src INT, line INT);
 CREATE TABLE ent (ent TEXT, type TEXT, jform TEXT, start TEXT, src INT, line INT);
 CREATE TABLE branch (id TEXT, ent TEXT);
-CREATE TABLE den (entity TEXT, type TEXT, lang TEXT, name TEXT);
+CREATE TABLE den (entity TEXT, t TEXT, l TEXT, name TEXT);
 CREATE TABLE con (entity TEXT, kind TEXT, value TEXT);
 CREATE TABLE act (entity TEXT, version TEXT, code TEXT, class TEXT);
 CREATE TABLE decl (number TEXT PRIMARY KEY, workers REAL, turnover REAL);
 CREATE TABLE unit (unit_id TEXT PRIMARY KEY, ent TEXT, kind TEXT) WITHOUT ROWID;
 """
 
-BUILD_QUERY = """
-SELECT u.unit_id, u.ent, u.kind, es.start, e.type, e.jform, e.start,
-  ua.street_fr, ua.street_nl, ua.house, ua.box, ua.zipcode, ua.muni_fr, ua.muni_nl, ua.extra,
-  sa.street_fr, sa.street_nl, sa.house, sa.box, sa.zipcode, sa.muni_fr, sa.muni_nl, sa.extra,
-  (SELECT json_group_array(json_array(type, lang, name)) FROM den
-     WHERE den.entity = u.unit_id AND u.kind = 'establishment'),
-  (SELECT json_group_array(json_array(type, lang, name)) FROM den WHERE den.entity = u.ent),
-  (SELECT json_group_array(json_array(d.type, d.lang, d.name)) FROM branch b
-     JOIN den d ON d.entity = b.id WHERE b.ent = u.ent),
-  (SELECT json_group_array(json_array(kind, value)) FROM con
-     WHERE con.entity = u.unit_id AND u.kind = 'establishment'),
-  (SELECT json_group_array(json_array(kind, value)) FROM con WHERE con.entity = u.ent),
-  (SELECT json_group_array(json_array(c.kind, c.value)) FROM branch b
-     JOIN con c ON c.entity = b.id WHERE b.ent = u.ent),
-  (SELECT json_group_array(json_array(version, code, class)) FROM act
-     WHERE act.entity = u.unit_id AND u.kind = 'establishment'),
-  (SELECT json_group_array(json_array(version, code, class)) FROM act WHERE act.entity = u.ent),
-  (SELECT json_array(workers, turnover) FROM decl
-     WHERE decl.number = u.unit_id AND u.kind = 'establishment'),
-  (SELECT json_array(workers, turnover) FROM decl WHERE decl.number = u.ent)
+_NAME_TYPE = ("CASE t WHEN '001' THEN 'legal' WHEN '002' THEN 'abbreviation' "
+              "WHEN '003' THEN 'commercial' WHEN '004' THEN 'branch' ELSE t END")
+_NAME_ORDER = ("CASE t WHEN '003' THEN 0 WHEN '004' THEN 1 WHEN '001' THEN 2 "
+               "WHEN '002' THEN 3 ELSE 9 END")
+_LANG = ("CASE l WHEN '0' THEN '' WHEN '1' THEN 'fr' WHEN '2' THEN 'nl' WHEN '3' THEN 'de' "
+         "WHEN '4' THEN 'en' ELSE l END")
+_CLASS_ORDER = "CASE class WHEN 'MAIN' THEN 0 WHEN 'SECO' THEN 1 WHEN 'ANCI' THEN 2 ELSE 3 END"
+_IS_UNIT = "u.kind = 'establishment'"
+_ADDRESS = "street_fr, street_nl, house, box, zipcode, muni_fr, muni_nl"
+
+# One row per unit, in UNIT_COLUMNS order, except that the phones position carries every
+# contact as JSON [[kind, value], ...] (split in Python) and websites/emails are NULL.
+# Names and NACE are deduplicated and ordered here: unit level first; names commercial,
+# branch, legal, abbreviation; NACE MAIN, SECO, ANCI. {branch_names}/{branch_contacts}
+# add the enterprise's branches when branch.csv has rows for it.
+BUILD_QUERY = f"""
+SELECT replace(u.unit_id, '.', ''), replace(u.ent, '.', ''),
+  CASE WHEN {_IS_UNIT} THEN replace(u.unit_id, '.', '') END,
+  (SELECT nullif(json_group_array(json_object('name', name, 'type', type, 'lang', lang,
+                                               'level', lvl)), '[]')
+   FROM (SELECT DISTINCT trim(name) AS name, {_NAME_TYPE} AS type, {_LANG} AS lang, lvl, lo,
+                {_NAME_ORDER} AS tord
+         FROM (SELECT t, l, name, 'establishment' AS lvl, 0 AS lo FROM den
+                 WHERE den.entity = u.unit_id AND {_IS_UNIT}
+               UNION ALL SELECT t, l, name, 'enterprise', 1 FROM den WHERE den.entity = u.ent
+               {{branch_names}})
+         WHERE trim(name) <> ''
+         ORDER BY lo, tord, lang, name)),
+  a.street_fr, a.street_nl, a.house, a.box, a.zipcode, a.muni_fr, a.muni_nl, a.extra,
+  s.street_fr, s.street_nl, s.house, s.box, s.zipcode, s.muni_fr, s.muni_nl,
+  (SELECT nullif(json_group_array(json_array(kind, value)), '[]')
+   FROM (SELECT kind, value, 0 AS lo, rowid AS r FROM con
+           WHERE con.entity = u.unit_id AND {_IS_UNIT}
+         UNION ALL SELECT kind, value, 1, rowid FROM con WHERE con.entity = u.ent
+         {{branch_contacts}}
+         ORDER BY lo, r)),
+  NULL, NULL,
+  (SELECT nullif(json_group_array(json_object('code', code, 'version', version,
+                                               'classification', class, 'level', lvl)), '[]')
+   FROM (SELECT DISTINCT replace(trim(code), '.', '') AS code, version, class, lvl, lo,
+                {_CLASS_ORDER} AS ko
+         FROM (SELECT code, version, class, 'establishment' AS lvl, 0 AS lo FROM act
+                 WHERE act.entity = u.unit_id AND {_IS_UNIT}
+               UNION ALL SELECT code, version, class, 'enterprise', 1 FROM act
+                 WHERE act.entity = u.ent)
+         WHERE trim(code) <> ''
+         ORDER BY lo, ko, version, code)),
+  EXISTS (SELECT 1 FROM act WHERE act.entity IN (u.unit_id, u.ent) AND ({{horeca}})),
+  e.jform, coalesce(e.type = '1', 0),
+  CASE WHEN {_IS_UNIT} AND es.start IS NOT NULL THEN es.start ELSE e.start END,
+  NULL, NULL,
+  CASE WHEN du.number IS NOT NULL THEN du.workers ELSE de.workers END,
+  CASE WHEN du.number IS NOT NULL THEN du.turnover ELSE de.turnover END,
+  CASE WHEN du.number IS NOT NULL THEN 'establishment'
+       WHEN de.number IS NOT NULL THEN 'enterprise' END
 FROM unit u
-LEFT JOIN est es ON es.est = u.unit_id AND u.kind = 'establishment'
+LEFT JOIN est es ON es.est = u.unit_id AND {_IS_UNIT}
 LEFT JOIN ent e ON e.ent = u.ent
-LEFT JOIN addr ua ON ua.entity = u.unit_id AND ua.kind = 'BAET' AND u.kind = 'establishment'
-LEFT JOIN addr sa ON sa.entity = u.ent AND sa.kind = 'REGO'
+LEFT JOIN addr a ON a.entity = CASE WHEN {_IS_UNIT} THEN u.unit_id ELSE u.ent END
+                AND a.kind = CASE WHEN {_IS_UNIT} THEN 'BAET' ELSE 'REGO' END
+LEFT JOIN addr s ON s.entity = u.ent AND s.kind = 'REGO'
+LEFT JOIN decl du ON du.number = replace(u.unit_id, '.', '') AND {_IS_UNIT}
+LEFT JOIN decl de ON de.number = replace(u.ent, '.', '')
 ORDER BY u.unit_id
 """
+_BRANCH_NAMES = ("UNION ALL SELECT d.t, d.l, d.name, 'enterprise', 1 FROM branch b "
+                 "JOIN den d ON d.entity = b.id WHERE b.ent = u.ent")
+_BRANCH_CONTACTS = ("UNION ALL SELECT c.kind, c.value, 2, c.rowid FROM branch b "
+                    "JOIN con c ON c.entity = b.id WHERE b.ent = u.ent")
+_CONTACTS_AT = UNIT_COLUMNS.index("phones")
+
+
+def build_query(with_branches: bool, prefixes: tuple[str, ...] = HORECA_PREFIXES) -> str:
+    horeca = " OR ".join(f"code LIKE '{p}%'" for p in prefixes if p.isdigit())
+    return BUILD_QUERY.format(branch_names=_BRANCH_NAMES if with_branches else "",
+                              branch_contacts=_BRANCH_CONTACTS if with_branches else "",
+                              horeca=horeca or "0")
 
 
 @dataclass
@@ -119,13 +161,6 @@ class KboOptions:
     declared: Path | None = None          # optional declared-activity CSV
 
 
-@dataclass
-class KboBuild:
-    """Counts gathered while staging and building, for the summary and the snapshot."""
-
-    counts: dict[str, Any] = field(default_factory=dict)
-
-
 class Staging:
     """A throw-away SQLite database tuned for bulk loading (no journal, no fsync)."""
 
@@ -135,7 +170,7 @@ class Staging:
         self.dir = Path(tempfile.mkdtemp(prefix="horeca-register-", dir=workdir))
         self.conn = sqlite3.connect(self.dir / "staging.sqlite", isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE",
-                       "cache_size = -131072", "locking_mode = EXCLUSIVE"):
+                       "cache_size = -262144", "locking_mode = EXCLUSIVE"):
             self.conn.execute(f"PRAGMA {pragma}")
         self.conn.executescript(STAGING_SCHEMA)
 
@@ -156,6 +191,9 @@ class Staging:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+Rows = Iterator  # (line, values) or values tuples, as `iter_rows` yields them
+
+
 class KboImport:
     """One import of a chain of KBO extracts; `run()` yields unit rows to write."""
 
@@ -168,7 +206,6 @@ class KboImport:
         self.counts: dict[str, Any] = {}
         self.staging: Staging | None = None
         self._deletes: dict[str, list[frozenset[str]]] = {}
-        self._postcode_cache: dict[tuple[str, str], bool] = {}
 
     # ------------------------------------------------------------------ driving
 
@@ -198,6 +235,10 @@ class KboImport:
         assert self.staging is not None
         return self.staging
 
+    @property
+    def regional(self) -> bool:
+        return self.opts.region is not None
+
     # ------------------------------------------------------------------ streaming
 
     def _read_deletes(self) -> None:
@@ -206,22 +247,22 @@ class KboImport:
                 read_deletes(x, table, encoding=self.opts.encoding,
                              delimiter=self.opts.delimiter, issues=self.issues)
                 for x in self.chain[1:]]
-        deleted = sum(len(s) for sets in self._deletes.values() for s in sets)
         if len(self.chain) > 1:
-            self.counts["update_deleted_entities"] = deleted
+            self.counts["update_deleted_entities"] = sum(
+                len(s) for sets in self._deletes.values() for s in sets)
 
     def _layers(self, table: str) -> list[Layer]:
         return table_layers(self.chain, table, self._deletes[table])
 
     def _stream(self, table: str, columns: tuple[str, ...], keys: KeyFilter | None = None,
-                ) -> Iterator[tuple[int, int, tuple[str, ...]]]:
-        """(source id, line, values) of `table` across the chain; `columns[0]` is the
-        entity key that update deletes refer to."""
+                prefilter: Callable[[bytes], bool] | None = None, with_lines: bool = True,
+                ) -> Iterator[tuple[int, Rows]]:
+        """(source id, rows) per part of `table` across the chain. `columns[0]` must be
+        the entity key that update deletes refer to."""
         for layer in self._layers(table):
             source = layer.extract.source
             label = source.label(layer.member)
             src = self.st.conn.execute("INSERT INTO src (label) VALUES (?)", (label,)).lastrowid
-            deleted = layer.deleted_later
             shown = layer.member if len(self.chain) == 1 else \
                 f"{layer.extract.path.name}/{layer.member}"
             with self.reporter.stream(shown, source.size(layer.member)) as on_bytes, \
@@ -231,70 +272,98 @@ class KboImport:
                                      expected_header=TABLES[table])
                 rows = iter_rows(stream, layout, label, columns, encoding=self.opts.encoding,
                                  delimiter=self.opts.delimiter, issues=self.issues,
-                                 keys=keys, key_column=columns[0])
-                for line, values in rows:
-                    if deleted and entity_digits(values[0]) in deleted:
-                        continue
-                    yield src, line, values
+                                 keys=keys, key_column=columns[0], prefilter=prefilter,
+                                 with_lines=with_lines)
+                if layer.deleted_later:
+                    rows = _not_deleted(rows, layer.deleted_later, with_lines)
+                yield src, rows
 
     def _label(self, src: int) -> str:
         return self.st.scalar("SELECT label FROM src WHERE id = ?", (src,))
 
     # ------------------------------------------------------------------ passes
 
-    def _in_region(self, zipcode: str, country: str) -> bool:
+    def _zip_prefilter(self) -> Callable[[bytes], bool] | None:
+        """Raw-line test on address.csv's Zipcode (5th value), before any decoding."""
         region = self.opts.region
         if region is None:
-            return True
-        key = (zipcode, country)
-        hit = self._postcode_cache.get(key)
-        if hit is None:
-            # A foreign address can share digits with a Belgian postcode.
-            hit = (not country or region.country != "BE") and region.contains_postcode(zipcode)
-            self._postcode_cache[key] = hit
-        return hit
+            return None
+        known: dict[bytes, bool] = {}
+
+        def in_region(raw: bytes) -> bool:
+            parts = raw.split(b'","', 5)
+            if len(parts) < 6:
+                return True  # malformed: let the parser report it
+            hit = known.get(parts[4])
+            if hit is None:
+                hit = known[parts[4]] = region.contains_postcode(parts[4].decode("latin-1"))
+            return hit
+
+        return in_region
 
     def _stage_addresses(self) -> None:
         columns = ("EntityNumber", "TypeOfAddress", "Zipcode", "MunicipalityNL",
                    "MunicipalityFR", "StreetNL", "StreetFR", "HouseNumber", "Box",
                    "ExtraAddressInfo", "DateStrikingOff", "CountryNL", "CountryFR")
+        region = self.opts.region
+        cache: dict[tuple[str, str], bool] = {}
+
+        def in_region(zipcode: str, country: str) -> bool:
+            hit = cache.get((zipcode, country))
+            if hit is None:
+                # A foreign address can share its digits with a Belgian postcode.
+                hit = cache[(zipcode, country)] = region is None or (
+                    (not country or region.country != "BE")
+                    and region.contains_postcode(zipcode))
+            return hit
 
         def rows() -> Iterator[tuple]:
-            for src, line, v in self._stream("address", columns):
-                kind = v[1].strip().upper()
-                if kind not in ("BAET", "REGO"):
-                    continue
-                if not self._in_region(v[2].strip(), (v[11] or v[12]).strip()):
-                    continue
-                if v[10].strip():
-                    self.issues.add("struck_off_address", self._label(src), line, v[0])
-                    continue
-                yield (entity_digits(v[0]), kind, v[2].strip() or None, *_blank_none(v[3:10]),
-                       src, line)
+            for src, part in self._stream("address", columns, prefilter=self._zip_prefilter()):
+                for line, v in part:
+                    kind = v[1].strip().upper()
+                    if kind not in ("BAET", "REGO"):
+                        continue
+                    if not in_region(v[2].strip(), (v[11] or v[12]).strip()):
+                        continue
+                    if v[10].strip():
+                        self.issues.add("struck_off_address", self._label(src), line, v[0])
+                        continue
+                    yield (v[0].strip(), kind, v[2].strip() or None, *_blank_none(v[3:10]),
+                           src, line)
 
         n = self.st.load("INSERT INTO addr VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows())
         self._drop_duplicates("addr", ("entity", "kind"), "address")
         self.st.conn.execute("CREATE INDEX addr_entity ON addr (entity, kind)")
-        self.counts["addresses_read"] = n
+        self.counts["addresses_staged"] = n
 
     def _stage_establishments(self) -> None:
-        whole = self.opts.region is None
-        unit_addr = set() if whole else set(
-            self.st.column("SELECT entity FROM addr WHERE kind = 'BAET'"))
-        seated = set() if whole else set(
-            self.st.column("SELECT entity FROM addr WHERE kind = 'REGO'"))
+        regional = self.regional
+        unit_addr = KeyFilter.of(self.st.column(
+            "SELECT entity FROM addr WHERE kind = 'BAET'")) if regional else None
+        seated = KeyFilter.of(self.st.column(
+            "SELECT entity FROM addr WHERE kind = 'REGO'")) if regional else None
+        prefilter = None
+        if unit_addr is not None and seated is not None:
+            units_fast, seats_fast = unit_addr.fast, seated.fast
+
+            def prefilter(raw: bytes) -> bool:
+                # unit number first, enterprise number last on the line
+                return raw[1:14] in units_fast or raw.rstrip(b"\r\n")[-13:] in seats_fast
+
         columns = ("EstablishmentNumber", "EnterpriseNumber", "StartDate")
 
         def rows() -> Iterator[tuple]:
-            for src, line, (est, ent, start) in self._stream("establishment", columns):
-                est_d, ent_d = entity_digits(est), entity_digits(ent)
-                if not whole and est_d not in unit_addr and ent_d not in seated:
-                    continue
-                if not is_valid_enterprise_number(ent_d):
-                    self.issues.add("invalid_enterprise_number", self._label(src), line,
-                                    f"unit {est} has enterprise number {ent!r}")
-                    continue
-                yield est_d, ent_d, self._date(start, src, line), src, line
+            for src, part in self._stream("establishment", columns, prefilter=prefilter):
+                for line, (est, ent, start) in part:
+                    est, ent = est.strip(), ent.strip()
+                    if regional and entity_digits(est) not in unit_addr.digits \
+                            and entity_digits(ent) not in seated.digits:
+                        continue
+                    if not is_valid_enterprise_number(entity_digits(ent)):
+                        self.issues.add("invalid_enterprise_number", self._label(src), line,
+                                        f"unit {est} has enterprise number {ent!r}")
+                        continue
+                    yield est, ent, self._date(start, src, line), src, line
 
         self.st.load("INSERT INTO est VALUES (?,?,?,?,?)", rows())
         self._drop_duplicates("est", ("est",), "establishment")
@@ -303,7 +372,7 @@ class KboImport:
 
     def _choose_units(self) -> None:
         st = self.st
-        where = "" if self.opts.region is None else (
+        where = "" if not self.regional else (
             "WHERE est.est IN (SELECT entity FROM addr WHERE kind = 'BAET')")
         st.conn.execute(f"INSERT INTO unit SELECT est, ent, 'establishment' FROM est {where}")
         # Enterprises with a seat and no establishment unit at all: kept through the seat.
@@ -312,7 +381,7 @@ class KboImport:
             "AND NOT EXISTS (SELECT 1 FROM est WHERE est.ent = a.entity)").fetchall()
         keep = []
         for entity, src, line in seat_only:
-            if is_valid_enterprise_number(entity):
+            if is_valid_enterprise_number(entity_digits(entity)):
                 keep.append((entity, entity, "seat"))
             else:
                 self.issues.add("invalid_enterprise_number", self._label(src), line,
@@ -320,9 +389,10 @@ class KboImport:
         st.conn.executemany("INSERT OR IGNORE INTO unit VALUES (?,?,?)", keep)
         st.conn.execute("CREATE INDEX unit_ent ON unit (ent)")
 
-    def _wanted(self, *, with_units: bool = True, with_branches: bool = False) -> KeyFilter | None:
-        """Entities whose rows the next pass keeps (None: everything, whole-country)."""
-        if self.opts.region is None and not self.opts.nace:
+    def _wanted(self, *, with_units: bool = True, with_branches: bool = False
+                ) -> KeyFilter | None:
+        """Entities whose rows the next pass keeps (None: everything, whole country)."""
+        if not self.regional and not self.opts.nace:
             return None
         sql = "SELECT ent FROM unit"
         if with_units:
@@ -332,7 +402,7 @@ class KboImport:
         return KeyFilter.of(self.st.column(sql))
 
     def _stage_missing_seats(self) -> None:
-        if self.opts.region is None:
+        if not self.regional:
             return
         missing = self.st.column(
             "SELECT DISTINCT u.ent FROM unit u WHERE NOT EXISTS "
@@ -345,25 +415,29 @@ class KboImport:
                    "ExtraAddressInfo", "DateStrikingOff")
 
         def rows() -> Iterator[tuple]:
-            for src, line, v in self._stream("address", columns, keys):
-                if v[1].strip().upper() != "REGO" or v[10].strip():
-                    continue
-                yield (entity_digits(v[0]), "REGO", v[2].strip() or None,
-                       *_blank_none(v[3:10]), src, line)
+            for src, part in self._stream("address", columns, keys):
+                for line, v in part:
+                    if v[1].strip().upper() != "REGO" or v[10].strip():
+                        continue
+                    yield (v[0].strip(), "REGO", v[2].strip() or None, *_blank_none(v[3:10]),
+                           src, line)
 
         self.st.load("INSERT INTO addr VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows())
         self._drop_duplicates("addr", ("entity", "kind"), "address")
 
+    def _load_all(self, table: str, sql: str, columns: tuple[str, ...],
+                  keys: KeyFilter | None) -> int:
+        """Stream a table's wanted rows straight into staging (no Python per row)."""
+        total = 0
+        for _, rows in self._stream(table, columns, keys, with_lines=False):
+            total += self.st.load(sql, rows)
+        return total
+
     def _stage_activities(self) -> None:
-        keys = self._wanted() if self.opts.region is not None else None
-
-        def rows() -> Iterator[tuple]:
-            for _, _, (entity, version, code, cls) in self._stream(
-                    "activity", ("EntityNumber", "NaceVersion", "NaceCode", "Classification"),
-                    keys):
-                yield entity_digits(entity), version, code.replace(".", ""), cls
-
-        self.counts["activity_rows"] = self.st.load("INSERT INTO act VALUES (?,?,?,?)", rows())
+        keys = self._wanted() if self.regional else None
+        self.counts["activity_rows"] = self._load_all(
+            "activity", "INSERT INTO act VALUES (?,?,?,?)",
+            ("EntityNumber", "NaceVersion", "NaceCode", "Classification"), keys)
         self.reporter.note("indexing activities")
         self.st.conn.execute("CREATE INDEX act_entity ON act (entity)")
 
@@ -385,20 +459,21 @@ class KboImport:
         columns = ("EnterpriseNumber", "TypeOfEnterprise", "JuridicalForm", "StartDate")
 
         def rows() -> Iterator[tuple]:
-            for src, line, (ent, kind, form, start) in self._stream("enterprise", columns, keys):
-                digits = entity_digits(ent)
-                if not is_valid_enterprise_number(digits):
-                    self.issues.add("invalid_enterprise_number", self._label(src), line,
-                                    f"{ent!r} fails the mod-97 check")
-                    continue
-                yield (digits, kind.strip(), form.strip() or None,
-                       self._date(start, src, line), src, line)
+            for src, part in self._stream("enterprise", columns, keys):
+                for line, (ent, kind, form, start) in part:
+                    ent = ent.strip()
+                    if not is_valid_enterprise_number(entity_digits(ent)):
+                        self.issues.add("invalid_enterprise_number", self._label(src), line,
+                                        f"{ent!r} fails the mod-97 check")
+                        continue
+                    yield (ent, kind.strip(), form.strip() or None,
+                           self._date(start, src, line), src, line)
 
-        self.counts["enterprises_read"] = self.st.load(
+        self.counts["enterprises_staged"] = self.st.load(
             "INSERT INTO ent VALUES (?,?,?,?,?,?)", rows())
         self._drop_duplicates("ent", ("ent",), "enterprise")
         self.st.conn.execute("CREATE UNIQUE INDEX ent_ent ON ent (ent)")
-        if self.opts.region is None:
+        if not self.regional:
             # Natural persons with neither a seat nor a unit have no address to key on.
             self.counts["enterprises_without_address"] = self.st.scalar(
                 "SELECT count(*) FROM ent WHERE NOT EXISTS "
@@ -408,27 +483,21 @@ class KboImport:
         if not self._layers("branch"):
             return
         keys = self._wanted(with_units=False)
-        wanted = keys.digits if keys is not None else None
 
         def rows() -> Iterator[tuple]:
-            for _, _, (branch_id, ent) in self._stream("branch", ("Id", "EnterpriseNumber")):
-                ent_d = entity_digits(ent)
-                if wanted is None or ent_d in wanted:
-                    yield entity_digits(branch_id), ent_d
+            for _, part in self._stream("branch", ("Id", "EnterpriseNumber")):
+                for _, (branch_id, ent) in part:
+                    if keys is None or entity_digits(ent) in keys.digits:
+                        yield branch_id.strip(), ent.strip()
 
-        self.st.load("INSERT INTO branch VALUES (?,?)", rows())
+        self.counts["branches_staged"] = self.st.load("INSERT INTO branch VALUES (?,?)", rows())
         self.st.conn.execute("CREATE INDEX branch_ent ON branch (ent)")
 
     def _stage_denominations(self) -> None:
-        keys = self._wanted(with_branches=True)
-        columns = ("EntityNumber", "TypeOfDenomination", "Language", "Denomination")
-
-        def rows() -> Iterator[tuple]:
-            for _, _, (entity, kind, lang, name) in self._stream("denomination", columns, keys):
-                yield entity_digits(entity), kind.strip(), lang.strip(), name.strip()
-
-        self.counts["denominations_read"] = self.st.load(
-            "INSERT INTO den VALUES (?,?,?,?)", rows())
+        self.counts["denominations_staged"] = self._load_all(
+            "denomination", "INSERT INTO den VALUES (?,?,?,?)",
+            ("EntityNumber", "TypeOfDenomination", "Language", "Denomination"),
+            self._wanted(with_branches=True))
         self.st.conn.execute("CREATE INDEX den_entity ON den (entity)")
 
     def _stage_contacts(self) -> None:
@@ -437,24 +506,25 @@ class KboImport:
         unusable = {"phone": 0, "website": 0, "email": 0}
 
         def rows() -> Iterator[tuple]:
-            for _, _, (entity, kind, value) in self._stream(
-                    "contact", ("EntityNumber", "ContactType", "Value"), keys):
-                kind = kind.strip().upper()
-                if kind == "TEL":
-                    norm, label = to_e164(value, country), "phone"
-                elif kind == "WEB":
-                    norm, label = normalize_url(value), "website"
-                elif kind == "EMAIL":
-                    email = value.strip().lower()
-                    norm, label = (email if "@" in email else None), "email"
-                else:
-                    continue  # FAX and future types are not used for keying
-                if norm is None:
-                    unusable[label] += 1
-                    continue
-                yield entity_digits(entity), label, norm
+            for _, part in self._stream("contact", ("EntityNumber", "ContactType", "Value"),
+                                        keys, with_lines=False):
+                for entity, kind, value in part:
+                    kind = kind.strip().upper()
+                    if kind == "TEL":
+                        norm, label = to_e164(value, country), "phone"
+                    elif kind == "WEB":
+                        norm, label = normalize_url(value), "website"
+                    elif kind == "EMAIL":
+                        email = value.strip().lower()
+                        norm, label = (email if "@" in email else None), "email"
+                    else:
+                        continue  # FAX and future types are not used for keying
+                    if norm is None:
+                        unusable[label] += 1
+                        continue
+                    yield entity.strip(), label, norm
 
-        self.counts["contacts_read"] = self.st.load("INSERT INTO con VALUES (?,?,?)", rows())
+        self.counts["contacts_staged"] = self.st.load("INSERT INTO con VALUES (?,?,?)", rows())
         self.counts["contacts_unusable"] = unusable
         self.st.conn.execute("CREATE INDEX con_entity ON con (entity)")
 
@@ -504,67 +574,40 @@ class KboImport:
         tally = {"units": 0, "horeca_units": 0, "establishment_units": 0,
                  "seat_only_units": 0, "natural_person_units": 0, "units_without_address": 0}
         self.counts["tally"] = tally
+        query = build_query(with_branches=bool(st.scalar("SELECT count(*) FROM branch")))
+        at = _CONTACTS_AT
         with self.reporter.counting("building units", total) as advance:
-            for n, row in enumerate(st.conn.execute(BUILD_QUERY), 1):
-                unit = assemble_unit(row)
+            for n, row in enumerate(st.conn.execute(query), 1):
+                if row[at] is not None:
+                    row = (*row[:at], *split_contacts(row[at]), *row[at + 3:])
                 tally["units"] += 1
-                tally["horeca_units"] += unit["horeca"]
-                tally["natural_person_units"] += unit["natural_person"]
-                tally["establishment_units" if unit["establishment_number"]
-                      else "seat_only_units"] += 1
-                if not unit["postcode"] and not unit["street_fr"] and not unit["street_nl"]:
+                tally["horeca_units"] += row[23]
+                tally["natural_person_units"] += row[25]
+                tally["establishment_units" if row[2] else "seat_only_units"] += 1
+                if row[8] is None and row[4] is None and row[5] is None:
                     tally["units_without_address"] += 1
                 if n % 10_000 == 0:
                     advance(10_000)
-                yield unit_row(unit)
+                yield row
             advance(total % 10_000)
+
+
+def _not_deleted(rows: Rows, deleted: frozenset[str], with_lines: bool) -> Rows:
+    if with_lines:
+        return ((line, v) for line, v in rows if entity_digits(v[0]) not in deleted)
+    return (v for v in rows if entity_digits(v[0]) not in deleted)
 
 
 def _blank_none(values: tuple[str, ...]) -> tuple[str | None, ...]:
     return tuple((v.strip() or None) for v in values)
 
 
-def assemble_unit(row: tuple) -> dict[str, Any]:
-    """One BUILD_QUERY row -> a unit dict (columns of register_units)."""
-    (unit_id, ent, kind, est_start, ent_type, jform, ent_start, *rest) = row
-    unit_addr, seat_addr = rest[0:8], rest[8:16]
-    (names_u, names_e, names_b, con_u, con_e, con_b, act_u, act_e, decl_u, decl_e) = rest[16:]
-    names = merge_names(
-        name_entries(json.loads(names_u or "[]"), "establishment"),
-        name_entries(json.loads(names_e) + json.loads(names_b), "enterprise"))
-    contacts = json.loads(con_u or "[]") + json.loads(con_e) + json.loads(con_b)
-    nace = (nace_entries(json.loads(act_u or "[]"), "establishment")
-            + nace_entries(json.loads(act_e), "enterprise"))
-    address = seat_addr if kind == "seat" else unit_addr
-    declared, level = None, None
-    if decl_u:
-        declared, level = json.loads(decl_u), "establishment"
-    elif decl_e:
-        declared, level = json.loads(decl_e), "enterprise"
-    return {
-        "unit_id": unit_id,
-        "enterprise_number": ent,
-        "establishment_number": unit_id if kind == "establishment" else None,
-        "names": names,
-        "street_fr": address[0], "street_nl": address[1], "house_number": address[2],
-        "box": address[3], "postcode": address[4], "municipality_fr": address[5],
-        "municipality_nl": address[6], "address_extra": address[7],
-        "seat_street_fr": seat_addr[0], "seat_street_nl": seat_addr[1],
-        "seat_house_number": seat_addr[2], "seat_box": seat_addr[3],
-        "seat_postcode": seat_addr[4], "seat_municipality_fr": seat_addr[5],
-        "seat_municipality_nl": seat_addr[6],
-        "phones": unique(v for k, v in contacts if k == "phone"),
-        "websites": unique(v for k, v in contacts if k == "website"),
-        "emails": unique(v for k, v in contacts if k == "email"),
-        "nace": nace,
-        "horeca": int(is_horeca(e["code"] for e in nace)),
-        "juridical_form": jform,
-        "natural_person": int(ent_type == "1"),
-        "start_date": est_start if kind == "establishment" and est_start else ent_start,
-        "declared_workers": declared[0] if declared else None,
-        "declared_turnover": declared[1] if declared else None,
-        "declared_level": level,
-    }
+def split_contacts(contacts_json: str) -> tuple[str | None, str | None, str | None]:
+    """[[kind, value], ...] (unit level first) -> phones, websites, emails as JSON lists."""
+    pairs = json.loads(contacts_json)
+    return (to_json(unique(v for k, v in pairs if k == "phone")),
+            to_json(unique(v for k, v in pairs if k == "website")),
+            to_json(unique(v for k, v in pairs if k == "email")))
 
 
 # ---------------------------------------------------------------------- declared activity

@@ -63,6 +63,12 @@ def kbo_date(text: str | None) -> str | None:
     """'07-03-2025' -> '2025-03-07'; None for empty or malformed values."""
     if not text:
         return None
+    if len(text) == 10 and text[2] == "-" and text[5] == "-":  # the usual shape: no regex
+        day, month, year = text[:2], text[3:5], text[6:]
+        if day.isdigit() and month.isdigit() and year.isdigit() and (
+                "01" <= month <= "12" and "01" <= day <= "31"):
+            return f"{year}-{month}-{day}"
+        return None
     match = _DATE.match(text)
     if not match:
         return None

@@ -1,9 +1,9 @@
-"""Register units: pure functions that turn register facts into `register_units` rows.
+"""Register units: the `register_units` row shape shared by the KBO and CSV importers.
 
 A unit is an establishment unit, or an enterprise without any unit, kept through its seat.
 Names, contacts and NACE codes come from both levels (unit and enterprise), each entry
 saying which level it came from, so keying can weigh a unit's own commercial name above
-its enterprise's legal name.
+its enterprise's legal name. (For KBO the JSON columns are built in SQL: see kbo.py.)
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-LANGUAGES = {"0": "", "1": "fr", "2": "nl", "3": "de", "4": "en"}
-DENOMINATION_TYPES = {"001": "legal", "002": "abbreviation", "003": "commercial",
-                      "004": "branch"}
 HORECA_PREFIXES = ("55", "56")
 
 # Column order of register_units rows written by `unit_row`.
@@ -31,41 +28,6 @@ ADDRESS_FIELDS = ("street_fr", "street_nl", "house_number", "box", "postcode",
                   "municipality_fr", "municipality_nl")
 
 
-def name_entries(denominations: Iterable[Sequence[str]], level: str) -> list[dict[str, str]]:
-    """KBO (type code, language code, name) triples -> names entries of one level."""
-    entries = []
-    for type_code, lang_code, name in denominations:
-        name = (name or "").strip()
-        if not name:
-            continue
-        entries.append({"name": name,
-                        "type": DENOMINATION_TYPES.get(type_code, type_code or ""),
-                        "lang": LANGUAGES.get(lang_code, lang_code or ""),
-                        "level": level})
-    return entries
-
-
-_TYPE_ORDER = {"commercial": 0, "branch": 1, "legal": 2, "abbreviation": 3}
-
-
-def merge_names(*levels: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Unit names first, then enterprise names; within a level commercial before legal.
-
-    The same text at two levels is kept twice (the level is evidence), but the same
-    (name, type, lang, level) only once.
-    """
-    seen: set[tuple[str, str, str, str]] = set()
-    merged: list[dict[str, str]] = []
-    for entries in levels:
-        for entry in sorted(entries, key=lambda e: (_TYPE_ORDER.get(e["type"], 9), e["lang"],
-                                                    e["name"])):
-            key = (entry["name"], entry["type"], entry["lang"], entry["level"])
-            if key not in seen:
-                seen.add(key)
-                merged.append(entry)
-    return merged
-
-
 def unique(values: Iterable[str | None]) -> list[str]:
     """Values in first-seen order without blanks or repeats."""
     seen: dict[str, None] = {}
@@ -73,26 +35,6 @@ def unique(values: Iterable[str | None]) -> list[str]:
         if value and value not in seen:
             seen[value] = None
     return list(seen)
-
-
-def nace_entries(rows: Iterable[Sequence[str]], level: str) -> list[dict[str, str]]:
-    """KBO (version, code, classification) triples -> nace entries, repeats removed
-    (the same code appears once per activity group: VAT, social security, ...)."""
-    seen: set[tuple[str, str, str]] = set()
-    entries = []
-    for version, code, classification in rows:
-        code = (code or "").replace(".", "").strip()
-        if not code:
-            continue
-        key = (code, version or "", classification or "")
-        if key in seen:
-            continue
-        seen.add(key)
-        entries.append({"code": code, "version": version or "",
-                        "classification": classification or "", "level": level})
-    entries.sort(key=lambda e: ({"MAIN": 0, "SECO": 1, "ANCI": 2}.get(e["classification"], 3),
-                                e["version"], e["code"]))
-    return entries
 
 
 def is_horeca(codes: Iterable[str], prefixes: Sequence[str] = HORECA_PREFIXES) -> bool:
@@ -105,11 +47,15 @@ def matches_nace(codes: Iterable[str], prefixes: Sequence[str]) -> bool:
     return not prefixes or is_horeca(codes, prefixes)
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                           check_circular=False).encode
+
+
 def to_json(value: Any) -> str | None:
     """Compact JSON for list columns; None for an empty list so the column stays NULL."""
     if not value:
         return None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(value)
 
 
 def unit_row(unit: dict[str, Any]) -> tuple:

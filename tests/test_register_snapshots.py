@@ -88,22 +88,21 @@ def test_failure_midway_leaves_the_old_snapshot_active_and_readable(db_path, tmp
     old = import_register(db, request(small_world(tmp_path / "a")))
     before = unit_contents(db, old.snapshot_id)
     seen_during: dict = {}
-    real_assemble = kbo.assemble_unit
-    calls = {"n": 0}
+    real_build = kbo.KboImport._build
 
-    def failing_assemble(row):
-        calls["n"] += 1
-        if calls["n"] == 6:  # after two batches of two were committed
-            other = open_db(db_path)  # another process's view while the import runs
-            seen_during["active"] = active_snapshot(other, "brussels")["id"]
-            seen_during["old_units"] = len(unit_contents(other, old.snapshot_id))
-            seen_during["building"] = other.execute(
-                "SELECT count(*) FROM register_units u JOIN register_snapshots s "
-                "ON s.id = u.snapshot_id WHERE s.status = 'building'").fetchone()[0]
-            raise OSError("disk full (simulated)")
-        return real_assemble(row)
+    def failing_build(self):
+        for n, row in enumerate(real_build(self), 1):
+            if n == 6:  # after two batches of two were committed
+                other = open_db(db_path)  # another process's view while the import runs
+                seen_during["active"] = active_snapshot(other, "brussels")["id"]
+                seen_during["old_units"] = len(unit_contents(other, old.snapshot_id))
+                seen_during["building"] = other.execute(
+                    "SELECT count(*) FROM register_units u JOIN register_snapshots s "
+                    "ON s.id = u.snapshot_id WHERE s.status = 'building'").fetchone()[0]
+                raise OSError("disk full (simulated)")
+            yield row
 
-    monkeypatch.setattr(kbo, "assemble_unit", failing_assemble)
+    monkeypatch.setattr(kbo.KboImport, "_build", failing_build)
     monkeypatch.setattr(snapshots, "WRITE_BATCH", 2)
     with pytest.raises(OSError, match="disk full"):
         import_register(db, request(small_world(tmp_path / "b", name_suffix=" bis")))
@@ -121,10 +120,11 @@ def test_interrupt_midway_also_keeps_the_old_snapshot(db_path, tmp_path, monkeyp
     db = open_db(db_path)
     old = import_register(db, request(small_world(tmp_path / "a")))
 
-    def interrupted(row):
+    def interrupted(self):
+        yield from ()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kbo, "assemble_unit", interrupted)
+    monkeypatch.setattr(kbo.KboImport, "_build", interrupted)
     with pytest.raises(KeyboardInterrupt):
         import_register(db, request(small_world(tmp_path / "b")))
     assert active_snapshot(db, "brussels")["id"] == old.snapshot_id
