@@ -1,7 +1,8 @@
 """The offline gazetteer: an in-memory index of streets per postcode, and address matching.
 
 Built once per run from the `gazetteer_streets` (segments: numbers interpolate linearly
-from `house_from` to `house_to`) and `gazetteer_addresses` (BeST Address points) tables.
+from `house_from` to `house_to`) and `gazetteer_addresses` (BeST Address points, their
+streets in `gazetteer_address_streets`) tables.
 
 Matching a query, in order:
 
@@ -34,7 +35,6 @@ from horeca.geocode.model import (
     STATUS_OK,
     AddressQuery,
     Answer,
-    query_json,
 )
 from horeca.normalize import (
     fold,
@@ -59,10 +59,14 @@ class Segment:
     house_to: int
     start: Point
     end: Point
+    lo: int = field(init=False)
+    hi: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lo, self.hi = sorted((self.house_from, self.house_to))
 
     def contains(self, number: int) -> bool:
-        lo, hi = sorted((self.house_from, self.house_to))
-        return lo <= number <= hi
+        return self.lo <= number <= self.hi
 
     def same_side(self, number: int) -> bool:
         return self.house_from % 2 == self.house_to % 2 == number % 2
@@ -79,30 +83,34 @@ class Street:
     label: str                           # a display name, for `matched`
     names: set[str] = field(default_factory=set)   # normalised names, every language
     segments: list[Segment] = field(default_factory=list)
-    _sums: dict[tuple[int, str], list[float]] = field(default_factory=dict, repr=False)
+    # (number, suffix) -> (sum of lat, sum of lon, count): duplicates are averaged.
+    sums: dict[tuple[int, str], tuple[float, float, int]] = field(default_factory=dict,
+                                                                  repr=False)
     points: dict[tuple[int, str], Point] = field(default_factory=dict)
     plain: dict[int, Point] = field(default_factory=dict)   # number -> a point, any suffix
     sides: dict[int, tuple[list[int], list[Point]]] = field(default_factory=dict)
     center: Point | None = None
 
     def add_point(self, number: int, suffix: str, lat: float, lon: float) -> None:
-        acc = self._sums.setdefault((number, suffix), [0.0, 0.0, 0])
-        acc[0] += lat
-        acc[1] += lon
-        acc[2] += 1
+        key = (number, suffix)
+        prev = self.sums.get(key)
+        self.sums[key] = (lat, lon, 1) if prev is None else (
+            prev[0] + lat, prev[1] + lon, prev[2] + 1)
 
     def finalize(self) -> None:
-        self.points = {k: (s[0] / s[2], s[1] / s[2]) for k, s in self._sums.items()}
-        self._sums = {}
-        self.plain = {}
-        for (number, suffix), point in sorted(self.points.items()):
-            if suffix == "" or number not in self.plain:
-                self.plain[number] = point
-        by_side: dict[int, list[tuple[int, Point]]] = defaultdict(list)
-        for number, point in sorted(self.plain.items()):
-            by_side[number % 2].append((number, point))
-        self.sides = {side: ([n for n, _ in items], [p for _, p in items])
-                      for side, items in by_side.items()}
+        points = {k: (a, b) if n == 1 else (a / n, b / n) for k, (a, b, n) in self.sums.items()}
+        self.points, self.sums = points, {}
+        # A number's plain point: its own, else its first lettered one ("12A" for "12").
+        plain = {number: point for (number, suffix), point in points.items() if not suffix}
+        for (number, suffix) in sorted(k for k in points if k[0] not in plain):
+            plain.setdefault(number, points[(number, suffix)])
+        self.plain = plain
+        numbers = sorted(plain)
+        self.sides = {}
+        for side in (0, 1):
+            own = [n for n in numbers if n % 2 == side]
+            if own:
+                self.sides[side] = (own, [plain[n] for n in own])
         ends = [p for s in self.segments for p in (s.start, s.end)]
         self.center = centroid([*self.plain.values(), *ends])
 
@@ -112,10 +120,11 @@ class Street:
         point = self.points.get((number, suffix)) or self.plain.get(number)
         if point is not None:
             return point, "exact"
-        holding = [s for s in self.segments if s.contains(number)]
-        if holding:
-            seg = next((s for s in holding if s.same_side(number)), holding[0])
-            return seg.position(number), "segment"
+        if self.segments:
+            holding = [s for s in self.segments if s.lo <= number <= s.hi]
+            if holding:
+                seg = next((s for s in holding if s.same_side(number)), holding[0])
+                return seg.position(number), "segment"
         numbers, points = self.sides.get(number % 2) or ([], [])
         i = bisect.bisect_left(numbers, number)
         if 0 < i < len(numbers):
@@ -153,7 +162,7 @@ class Area:
         self.center = centroid(s.center for s in self.streets if s.center is not None)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StreetMatch:
     street: Street
     how: str            # name | alt_name | core | fuzzy | other_postcode
@@ -168,6 +177,8 @@ class Gazetteer:
         self.areas: dict[str, Area] = {}
         self.localities: dict[str, set[str]] = defaultdict(set)   # folded name -> postcodes
         self._streets: dict[tuple[str, str], Street] = {}
+        self._resolved: dict[tuple[str, tuple[str | None, ...], tuple[str | None, ...]],
+                             Street | None] = {}
 
     # ------------------------------------------------------------------ building
     def __len__(self) -> int:
@@ -204,19 +215,28 @@ class Gazetteer:
                 area.by_name.setdefault(name, street)
         return street
 
+    def _resolve(self, postcode: str, street_names: tuple[str | None, ...],
+                 municipalities: tuple[str | None, ...]) -> Street | None:
+        # Address points come sorted by street, thousands per street: resolving names
+        # once per distinct (postcode, names) keeps the index build fast.
+        memo_key = (postcode, street_names, municipalities)
+        if memo_key in self._resolved:
+            return self._resolved[memo_key]
+        area = self._area(postcode, municipalities)
+        street = self._resolved[memo_key] = self._street(area, street_names)
+        return street
+
     def add_segment(self, *, postcode: str, street_names: Iterable[str | None],
                     municipalities: Iterable[str | None], house_from: int, house_to: int,
                     start: Point, end: Point) -> None:
-        area = self._area(postcode, municipalities)
-        street = self._street(area, street_names)
+        street = self._resolve(postcode, tuple(street_names), tuple(municipalities))
         if street is not None:
             street.segments.append(Segment(house_from, house_to, start, end))
 
     def add_point(self, *, postcode: str, street_names: Iterable[str | None],
                   municipalities: Iterable[str | None], house_number: str | None,
                   lat: float, lon: float) -> None:
-        area = self._area(postcode, municipalities)
-        street = self._street(area, street_names)
+        street = self._resolve(postcode, tuple(street_names), tuple(municipalities))
         if street is None:
             return
         first, _last, suffix = parse_house_number(house_number)
@@ -224,6 +244,7 @@ class Gazetteer:
             street.add_point(first, suffix, lat, lon)
 
     def finalize(self) -> Gazetteer:
+        self._resolved = {}
         for area in self.areas.values():
             area.finalize()
         self.localities = dict(self.localities)
@@ -232,7 +253,8 @@ class Gazetteer:
     # ------------------------------------------------------------------ matching
     def match(self, query: AddressQuery) -> Answer:
         """The best position the gazetteer can give for one query (never raises)."""
-        asked = query_json(query.as_dict())
+        # The query used is the normalised key itself: street|number|postcode|locality|country.
+        asked = query.gazetteer_key
         area = self.areas.get(query.postcode) if query.postcode else None
         if area is not None:
             areas = [area]
@@ -260,6 +282,10 @@ class Gazetteer:
                             f"{note}locality {query.locality}")
 
     def _find_street(self, areas: list[Area], query: AddressQuery) -> StreetMatch | None:
+        for area in areas:   # the common case, first and cheap
+            street = area.by_name.get(query.street)
+            if street is not None:
+                return StreetMatch(street, "name")
         names = [(query.street, "name")]
         if query.street_alt and query.street_alt != query.street:
             names.append((query.street_alt, "alt_name"))
@@ -325,22 +351,24 @@ class Gazetteer:
 
     def _on_street(self, query: AddressQuery, asked: str, found: StreetMatch) -> Answer:
         street = found.street
-        how = "" if found.how in ("name", "alt_name") else f" ({found.how}"
-        if found.how == "fuzzy":
-            how += f" {found.score:.0f}"
-        how += ")" if how else ""
-        where = f"{street.label}{{number}}, {street.postcode}{how}"
+        if found.how in ("name", "alt_name"):
+            how = ""
+        elif found.how == "fuzzy":
+            how = f" (fuzzy {found.score:.0f})"
+        else:
+            how = f" ({found.how})"
         if query.number is not None:
             located = street.locate(query.number, query.suffix)
             if located is not None:
                 point, method = located
                 precision = "street" if method == "nearest_number" else "house_number"
                 return self._answer(query, asked, point, precision, method,
-                                    where.format(number=f" {query.number}{query.suffix}"))
+                                    f"{street.label} {query.number}{query.suffix}, "
+                                    f"{street.postcode}{how}")
         if street.center is None:
             return self._not_found(query, asked, f"street {street.label} has no positions")
         return self._answer(query, asked, street.center, "street", "street_centroid",
-                            where.format(number=""))
+                            f"{street.label}, {street.postcode}{how}")
 
     @staticmethod
     def _answer(query: AddressQuery, asked: str, point: Point, precision: str, method: str,
@@ -362,7 +390,7 @@ def gazetteer_postcodes(db: sqlite_utils.Database) -> dict[str, set[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     sql = ("SELECT DISTINCT postcode, municipality_fr, municipality_nl FROM gazetteer_streets "
            "UNION SELECT DISTINCT postcode, municipality_fr, municipality_nl "
-           "FROM gazetteer_addresses")
+           "FROM gazetteer_address_streets")
     for postcode, *names in db.conn.execute(sql):
         for name in names:
             if name and postcode:
@@ -400,10 +428,12 @@ def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None,
     seg_sql = ("SELECT postcode, street_fr, street_nl, municipality_fr, municipality_nl, "
                "house_from, house_to, lat_start, lon_start, lat_end, lon_end "
                "FROM gazetteer_streets")
-    pt_sql = ("SELECT postcode, street_fr, street_nl, street_de, municipality_fr, "
-              "municipality_nl, municipality_de, house_number, lat, lon FROM gazetteer_addresses")
+    street_sql = ("SELECT id, postcode, street_fr, street_nl, street_de, municipality_fr, "
+                  "municipality_nl, municipality_de FROM gazetteer_address_streets s")
+    point_sql = ("SELECT a.street_id, a.number, a.suffix, a.lat, a.lon "
+                 "FROM gazetteer_address_streets s JOIN gazetteer_addresses a "
+                 "ON a.street_id = s.id")
     order_seg = " ORDER BY source, seq"
-    order_pt = " ORDER BY source, postcode, street_fr, street_nl, street_de, house_number"
     if postcodes is None:
         batches: list[tuple[str, tuple[str, ...]]] = [("", ())]
     else:
@@ -417,10 +447,30 @@ def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None,
                 gaz.add_segment(postcode=postcode, street_names=(fr, nl),
                                 municipalities=(mfr, mnl), house_from=int(h_from),
                                 house_to=int(h_to), start=(la1, lo1), end=(la2, lo2))
-        for (pc, fr, nl, de, mfr, mnl, mde, number, lat, lon) in db.conn.execute(
-                pt_sql + where + order_pt, params):
-            if pc and lat is not None and lon is not None:
-                gaz.add_point(postcode=pc, street_names=(fr, nl, de),
-                              municipalities=(mfr, mnl, mde), house_number=number,
-                              lat=lat, lon=lon)
+        streets: dict[int, Street | None] = {}
+        for sid, pc, fr, nl, de, mfr, mnl, mde in db.conn.execute(
+                street_sql + where.replace("postcode", "s.postcode") + " ORDER BY s.id",
+                params):
+            streets[sid] = gaz._resolve(pc, (fr, nl, de), (mfr, mnl, mde)) if pc else None
+        _load_points(streets, db.conn.execute(
+            point_sql + where.replace("postcode", "s.postcode") + " ORDER BY s.id", params))
     return gaz.finalize()
+
+
+def _load_points(streets: dict[int, Street | None],
+                 rows: Iterable[tuple[int, int | None, str | None, float, float]]) -> None:
+    # The hot loop of an index build (hundreds of thousands of BeST points): numbers were
+    # parsed at import, rows come grouped by street.
+    last_id = -1
+    street: Street | None = None
+    for street_id, number, suffix, lat, lon in rows:
+        if street_id != last_id:
+            last_id = street_id
+            street = streets.get(street_id)
+        if street is None or number is None or lat is None or lon is None:
+            continue
+        # Street.add_point, inlined: this line runs once per address point.
+        key = (number, suffix or "")
+        prev = street.sums.get(key)
+        street.sums[key] = (lat, lon, 1) if prev is None else (
+            prev[0] + lat, prev[1] + lon, prev[2] + 1)

@@ -318,16 +318,19 @@ def import_best(db: sqlite_utils.Database, path: str | Path, *, source: str | No
                             "streetname_de)", path=path, line=1,
                             fix="export BeST Address with its street name columns")
         get = _getter(csv_in.columns)
-        db.conn.execute("DELETE FROM gazetteer_addresses WHERE source = ?", (source,))
+        _delete_best_source(db, source)
         batch: list[tuple[Any, ...]] = []
-        postcodes: set[str] = set()
+        street_ids: dict[tuple[str, ...], int] = {}
         for line, values in csv_in.rows:
             summary.rows_read += 1
             row = _best_row(get, values, line, summary, region)
             if row is None:
                 continue
-            postcodes.add(row[0])
-            batch.append((source, *row))
+            street, point = row
+            street_id = street_ids.get(street[:4])
+            if street_id is None:
+                street_id = street_ids[street[:4]] = _insert_street(db, source, street)
+            batch.append((street_id, *point))
             if len(batch) >= _BATCH:
                 _insert_points(db, batch)
                 batch.clear()
@@ -335,8 +338,9 @@ def import_best(db: sqlite_utils.Database, path: str | Path, *, source: str | No
                     progress(csv_in.position(), csv_in.total)
         _insert_points(db, batch)
         summary.rows_kept = db.conn.execute(
-            "SELECT count(*) FROM gazetteer_addresses WHERE source = ?", (source,)).fetchone()[0]
-        summary.postcodes = len(postcodes)
+            "SELECT count(*) FROM gazetteer_addresses a JOIN gazetteer_address_streets s "
+            "ON s.id = a.street_id WHERE s.source = ?", (source,)).fetchone()[0]
+        summary.postcodes = len({key[0] for key in street_ids})
         if summary.rows_kept == 0:
             reasons = ", ".join(f"{k}: {v}" for k, v in summary.skipped.items()) or "no rows"
             raise UserError(f"no usable address in the file ({reasons})", path=path,
@@ -348,7 +352,10 @@ def import_best(db: sqlite_utils.Database, path: str | Path, *, source: str | No
 
 
 def _best_row(get: Callable[[list[str], str], str], values: list[str], line: int,
-              summary: ImportSummary, region: Region | None) -> tuple[Any, ...] | None:
+              summary: ImportSummary, region: Region | None
+              ) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """((postcode, fr, nl, de, municipality fr/nl/de, region), (number as written,
+    number, suffix, lat, lon)), or None for a row to skip (counted in `summary`)."""
     status = get(values, "status").lower()
     if status and status != "current":
         summary.skip("not_current", line)
@@ -365,26 +372,40 @@ def _best_row(get: Callable[[list[str], str], str], values: list[str], line: int
         summary.skip("no_street", line)
         return None
     number = get(values, "house_number")
-    if parse_house_number(number)[0] is None:
+    first, _last, suffix = parse_house_number(number)
+    if first is None:
         summary.skip("bad_house_number", line)
         return None
     lat, lon = _number(get(values, "EPSG:4326_lat")), _number(get(values, "EPSG:4326_lon"))
     if not valid_position(lat, lon):
         summary.skip("bad_coordinates", line)
         return None
-    return (postcode, *streets, number, get(values, "municipality_name_fr") or None,
-            get(values, "municipality_name_nl") or None,
-            get(values, "municipality_name_de") or None, get(values, "region_code") or None,
-            lat, lon)
+    street = (postcode, *streets, get(values, "municipality_name_fr") or None,
+              get(values, "municipality_name_nl") or None,
+              get(values, "municipality_name_de") or None, get(values, "region_code") or None)
+    return street, (number, first, suffix, lat, lon)
+
+
+def _delete_best_source(db: sqlite_utils.Database, source: str) -> None:
+    db.conn.execute("DELETE FROM gazetteer_addresses WHERE street_id IN "
+                    "(SELECT id FROM gazetteer_address_streets WHERE source = ?)", (source,))
+    db.conn.execute("DELETE FROM gazetteer_address_streets WHERE source = ?", (source,))
+
+
+def _insert_street(db: sqlite_utils.Database, source: str, street: tuple[Any, ...]) -> int:
+    cursor = db.conn.execute(
+        "INSERT INTO gazetteer_address_streets (source, postcode, street_fr, street_nl, "
+        "street_de, municipality_fr, municipality_nl, municipality_de, region_code) "
+        "VALUES (?,?,?,?,?,?,?,?,?)", (source, *street))
+    return int(cursor.lastrowid)
 
 
 def _insert_points(db: sqlite_utils.Database, batch: list[tuple[Any, ...]]) -> None:
     if batch:
         # OR IGNORE: the first row of a house number wins; its boxes add nothing.
         db.conn.executemany(
-            "INSERT OR IGNORE INTO gazetteer_addresses (source, postcode, street_fr, "
-            "street_nl, street_de, house_number, municipality_fr, municipality_nl, "
-            "municipality_de, region_code, lat, lon) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+            "INSERT OR IGNORE INTO gazetteer_addresses (street_id, house_number, number, "
+            "suffix, lat, lon) VALUES (?,?,?,?,?,?)", batch)
 
 
 def gazetteer_status(db: sqlite_utils.Database) -> list[dict[str, Any]]:

@@ -29,9 +29,10 @@ def precision_rank(precision: str | None) -> int:
     return _RANK.get(precision or "", len(PRECISIONS))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AddressQuery:
-    """One address, normalised for matching and deduplication.
+    """One address, normalised for matching and deduplication (treat as read-only: its
+    keys are derived once, at creation).
 
     `street` is folded with abbreviations expanded (`normalize_street`); `street_alt` is
     the other language's name when the source carries both (register units), tried by the
@@ -48,18 +49,19 @@ class AddressQuery:
     country: str = "BE"
     street_alt: str = ""
 
-    @property
-    def key(self) -> str:
+    # Derived once at creation: keys are read many times per run (dedup, cache, pending).
+    key: str = field(init=False, repr=False, compare=False)
+    gazetteer_key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         number = f"{self.number}{self.suffix}" if self.number is not None else ""
         # With a postcode the locality adds nothing but spelling variants (Bruxelles,
         # Brussel, Brussels): leaving it out lets those share one key and one request.
         locality = "" if self.postcode else self.locality
-        return f"{self.street}|{number}|{self.postcode or ''}|{locality}|{self.country.lower()}"
-
-    @property
-    def gazetteer_key(self) -> str:
-        """The key of the gazetteer's answer: the other-language name can change it."""
-        return f"{self.key}|alt={self.street_alt}" if self.street_alt else self.key
+        key = f"{self.street}|{number}|{self.postcode or ''}|{locality}|{self.country.lower()}"
+        self.key = key
+        # The gazetteer's answer can depend on the other-language name too.
+        self.gazetteer_key = f"{key}|alt={self.street_alt}" if self.street_alt else key
 
     def as_dict(self) -> dict[str, Any]:
         return {"street": self.street, "street_alt": self.street_alt, "number": self.number,
@@ -80,9 +82,9 @@ def split_cache_key(key: str) -> tuple[str, str]:
     return provider, query_key
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Answer:
-    """What one provider said about one query (a row of the `geocodes` cache)."""
+    """What one provider said about one query (a row of the `geocodes` cache; read-only)."""
 
     provider: str
     query_key: str
@@ -94,10 +96,10 @@ class Answer:
     method: str | None = None
     matched: str | None = None
     error: str | None = None    # reason code, then ": detail"
+    key: str = field(init=False, repr=False, compare=False)   # the cache key
 
-    @property
-    def key(self) -> str:
-        return cache_key(self.provider, self.query_key)
+    def __post_init__(self) -> None:
+        self.key = cache_key(self.provider, self.query_key)
 
     @property
     def found(self) -> bool:

@@ -9,6 +9,7 @@ than sent anywhere.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from horeca.geocode.model import AddressQuery
@@ -25,6 +26,8 @@ _DIGIT = re.compile(r"\d")
 
 
 def country_code(value: str | None, default: str = "BE") -> str:
+    if not value:
+        return default.upper()
     folded = fold(value)
     if not folded:
         return default.upper()
@@ -74,19 +77,34 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
     return query
 
 
-def listing_query(row: dict[str, Any], default_country: str = "BE") -> AddressQuery | None:
-    return build_query(street=row.get("street"), house_number=row.get("house_number"),
-                       postcode=row.get("postcode"), locality=row.get("locality"),
-                       country=row.get("country"), raw=row.get("address_raw"),
+@lru_cache(maxsize=262_144)
+def address_query(street: str | None, house_number: str | None, postcode: str | None,
+                  locality: str | None, country: str | None, street_alt: str | None,
+                  raw: str | None, default_country: str) -> AddressQuery | None:
+    """`build_query` with positional text arguments, memoised: listings and units repeat
+    addresses (chains, several platforms, boxes of one building), and parsing each
+    distinct one once keeps collection fast. Callers must not modify the result."""
+    return build_query(street=street, house_number=house_number, postcode=postcode,
+                       locality=locality, country=country, street_alt=street_alt, raw=raw,
                        default_country=default_country)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def listing_query(row: dict[str, Any], default_country: str = "BE") -> AddressQuery | None:
+    return address_query(_text(row.get("street")), _text(row.get("house_number")),
+                         _text(row.get("postcode")), _text(row.get("locality")),
+                         _text(row.get("country")), None, _text(row.get("address_raw")),
+                         default_country)
 
 
 def unit_query(row: dict[str, Any], default_country: str = "BE") -> AddressQuery | None:
     """Register units carry the street in French and Dutch; French leads (it is the name
     most platforms use in Brussels), Dutch is the gazetteer's second try."""
     street_fr, street_nl = row.get("street_fr"), row.get("street_nl")
-    return build_query(street=street_fr or street_nl, house_number=row.get("house_number"),
-                       postcode=row.get("postcode"),
-                       locality=row.get("municipality_fr") or row.get("municipality_nl"),
-                       street_alt=street_nl if street_fr else None,
-                       default_country=default_country)
+    return address_query(_text(street_fr or street_nl), _text(row.get("house_number")),
+                         _text(row.get("postcode")),
+                         _text(row.get("municipality_fr") or row.get("municipality_nl")), None,
+                         _text(street_nl if street_fr else None), None, default_country)

@@ -23,7 +23,8 @@ Tables and natural keys (what makes a re-run update rather than duplicate):
 | entity_geocodes    | (entity_kind, entity_id)     | geocode                         |
 | gazetteer_sources  | name                         | geocode import-gazetteer/-best  |
 | gazetteer_streets  | (source, seq)                | geocode import-gazetteer        |
-| gazetteer_addresses| (source, postcode, streets, house_number) | geocode import-best |
+| gazetteer_address_streets | (source, postcode, street_fr, street_nl, street_de) | import-best |
+| gazetteer_addresses| (street_id, house_number)    | geocode import-best             |
 | places             | id                           | keying (consolidated listings)  |
 | keying_results     | place_id                     | keying                          |
 | verdicts           | (place_id, reviewer, reviewed_at) | review import              |
@@ -242,22 +243,33 @@ def _v1(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX gazetteer_streets_postcode ON gazetteer_streets (postcode);
 
-        CREATE TABLE gazetteer_addresses ( -- address points (BeST Address); one per number
+        -- Address points (BeST Address): streets apart, so millions of points do not
+        -- repeat their names, and the index build reads only numbers and positions.
+        CREATE TABLE gazetteer_address_streets (
+            id INTEGER PRIMARY KEY,
             source TEXT NOT NULL,
-            postcode TEXT NOT NULL,    -- '' rather than NULL: part of the key
-            street_fr TEXT NOT NULL,
+            postcode TEXT NOT NULL,
+            street_fr TEXT NOT NULL,   -- '' rather than NULL: part of the key
             street_nl TEXT NOT NULL,
             street_de TEXT NOT NULL,
-            house_number TEXT NOT NULL,
             municipality_fr TEXT,
             municipality_nl TEXT,
             municipality_de TEXT,
             region_code TEXT,
+            UNIQUE (source, postcode, street_fr, street_nl, street_de)
+        );
+        CREATE INDEX gazetteer_address_streets_postcode ON gazetteer_address_streets (postcode);
+
+        CREATE TABLE gazetteer_addresses ( -- one point per house number (boxes folded)
+            street_id INTEGER NOT NULL REFERENCES gazetteer_address_streets (id)
+                ON DELETE CASCADE,
+            house_number TEXT NOT NULL,  -- as written ("12A")
+            number INTEGER,            -- parsed: 12
+            suffix TEXT,               -- parsed: "a"
             lat REAL,
             lon REAL,
-            PRIMARY KEY (source, postcode, street_fr, street_nl, street_de, house_number)
-        );
-        CREATE INDEX gazetteer_addresses_postcode ON gazetteer_addresses (postcode);
+            PRIMARY KEY (street_id, house_number)
+        ) WITHOUT ROWID;
 
         CREATE TABLE places (
             id TEXT PRIMARY KEY,       -- stable: derived from the member listing ids

@@ -55,15 +55,23 @@ def db(tmp_path: Path) -> sqlite_utils.Database:
     return open_db(tmp_path / "h.db")
 
 
+def points(db: sqlite_utils.Database) -> list[tuple]:
+    """(postcode, street_fr, street_nl, house number, lat) of every stored point."""
+    return db.conn.execute(
+        "SELECT s.postcode, s.street_fr, s.street_nl, a.house_number, a.lat "
+        "FROM gazetteer_addresses a JOIN gazetteer_address_streets s ON s.id = a.street_id "
+        "ORDER BY s.postcode, a.house_number").fetchall()
+
+
 def test_best_import_keeps_one_point_per_house_number_and_counts_what_it_skipped(
         db: sqlite_utils.Database, tmp_path: Path) -> None:
     summary = import_best(db, write_best(tmp_path / "best.csv"), actor="tester")
     assert summary.rows_read == 8
     assert summary.skipped == {"not_current": 1, "bad_coordinates": 1, "no_street": 1}
     assert summary.first_skipped_line == {"not_current": 6, "bad_coordinates": 7, "no_street": 8}
-    rows = list(db["gazetteer_addresses"].rows_where(order_by="house_number"))
-    assert [(r["postcode"], r["house_number"]) for r in rows] == [
-        ("2000", "1"), ("1000", "12A"), ("1000", "16")]
+    assert [(p[0], p[3]) for p in points(db)] == [("1000", "12A"), ("1000", "16"),
+                                                  ("2000", "1")]
+    assert db["gazetteer_address_streets"].count == 2
     assert summary.rows_kept == 3
     source = db["gazetteer_sources"].get("best")
     assert source["kind"] == "addresses" and source["rows"] == 3
@@ -76,7 +84,7 @@ def test_best_import_with_a_region_keeps_only_its_postcodes(
     summary = import_best(db, write_best(tmp_path / "best.csv"),
                           region=resolve_region("brussels"))
     assert summary.skipped["outside_region"] == 1
-    assert {r["postcode"] for r in db["gazetteer_addresses"].rows} == {"1000"}
+    assert {p[0] for p in points(db)} == {"1000"}
 
 
 def test_reimporting_a_source_replaces_it_and_drops_cached_gazetteer_answers(
@@ -100,8 +108,7 @@ def test_windows_1252_with_semicolons_is_read_with_its_accents(
     path = write_best(tmp_path / "best.csv", rows, encoding="cp1252", delimiter=";")
     summary = import_best(db, path)
     assert summary.encoding == "cp1252"
-    assert db["gazetteer_addresses"].get(
-        ("best", "1050", "Chaussée de Wavre", "Waversesteenweg", "", "7"))["lat"] == 50.83
+    assert points(db) == [("1050", "Chaussée de Wavre", "Waversesteenweg", "7", 50.83)]
 
 
 def test_utf8_bom_and_mixed_case_header_are_accepted(db: sqlite_utils.Database,
