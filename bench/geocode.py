@@ -87,10 +87,10 @@ SYLLABLES = ["ber", "lan", "mor", "tel", "vin", "sar", "dor", "kel", "mon", "rif
 class Truth:
     """A street with a function giving the true position of a number on it."""
 
-    def __init__(self, fr: str, nl: str, postcode: str, numbers: range,
+    def __init__(self, fr: str, nl: str, postcode: str, municipality: str, numbers: range,
                  position: Any) -> None:
-        self.fr, self.nl, self.postcode, self.numbers, self.position = (
-            fr, nl, postcode, numbers, position)
+        self.fr, self.nl, self.postcode, self.municipality = fr, nl, postcode, municipality
+        self.numbers, self.position = numbers, position
 
 
 # ---------------------------------------------------------------- gazetteers
@@ -108,7 +108,7 @@ def demo_truths() -> list[Truth]:
                 return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
 
             truths.append(Truth(row["street_fr"], row["street_nl"], row["postcode"],
-                                range(lo, hi + 1), position))
+                                row["municipality_fr"], range(lo, hi + 1), position))
     return truths
 
 
@@ -157,7 +157,7 @@ def write_synthetic_best(path: Path, streets_per_postcode: int, seed: int = 11
                                       str(n), "21000", "", mfr, mnl, postcode, "", "", "1",
                                       "", fr, nl, "BE-BRU", "current"])
                         rows += 1
-                truths.append(Truth(fr, nl, postcode, range(1, last + 1),
+                truths.append(Truth(fr, nl, postcode, mfr, range(1, last + 1),
                                     lambda n, p=points: p[n]))
     return truths, rows
 
@@ -190,7 +190,6 @@ def make_listings(truths: list[Truth], n: int, seed: int = 5
     rng = random.Random(seed)
     names, weights = zip(*VARIANTS, strict=True)
     rows, truth_of = [], {}
-    localities = {pc: fr for pc, (fr, _) in POSTCODES.items()}
     for i in range(n):
         t = rng.choice(truths)
         number = rng.choice(t.numbers)
@@ -211,7 +210,7 @@ def make_listings(truths: list[Truth], n: int, seed: int = 5
         elif variant == "no_number":
             house, number = "", None
         elif variant == "no_postcode":
-            postcode, locality = None, localities.get(t.postcode, "Bruxelles")
+            postcode, locality = None, t.municipality
         lid = f"bench:{i}"
         rows.append({"id": lid, "source": "bench", "source_id": str(i), "street": street,
                      "house_number": house or None, "postcode": postcode,

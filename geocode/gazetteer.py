@@ -82,6 +82,7 @@ class Street:
     postcode: str
     label: str                           # a display name, for `matched`
     names: set[str] = field(default_factory=set)   # normalised names, every language
+    langs: dict[str, str] = field(default_factory=dict)   # language -> normalised name
     segments: list[Segment] = field(default_factory=list)
     # (number, suffix) -> (sum of lat, sum of lon, count): duplicates are averaged.
     sums: dict[tuple[int, str], tuple[float, float, int]] = field(default_factory=dict,
@@ -114,6 +115,10 @@ class Street:
         ends = [p for s in self.segments for p in (s.start, s.end)]
         self.center = centroid([*self.plain.values(), *ends])
 
+    def knows(self, number: int) -> bool:
+        """Whether this street has the number itself (a point, or a segment holding it)."""
+        return number in self.plain or any(s.lo <= number <= s.hi for s in self.segments)
+
     def locate(self, number: int, suffix: str) -> tuple[Point, str] | None:
         """(position, method) of a number on this street, or None when it cannot be placed
         between known numbers (the caller falls back to the street's centroid)."""
@@ -143,7 +148,9 @@ class Area:
     postcode: str
     municipalities: set[str] = field(default_factory=set)   # folded names
     label: str = ""
-    by_name: dict[str, Street] = field(default_factory=dict)
+    # A name can belong to two streets of one postcode: "Avenue X" and "Boulevard X" are
+    # both "X-laan" in Dutch.
+    by_name: dict[str, list[Street]] = field(default_factory=dict)
     by_core: dict[str, list[Street]] = field(default_factory=dict)
     streets: list[Street] = field(default_factory=list)
     name_choices: list[str] = field(default_factory=list)
@@ -153,10 +160,11 @@ class Area:
         for street in self.streets:
             street.finalize()
         self.by_core = defaultdict(list)
-        for name, street in self.by_name.items():
+        for name, streets in self.by_name.items():
             core = street_core(name)
-            if core and street not in self.by_core[core]:
-                self.by_core[core].append(street)
+            for street in streets:
+                if core and street not in self.by_core[core]:
+                    self.by_core[core].append(street)
         self.by_core = dict(self.by_core)
         self.name_choices = list(self.by_name)
         self.center = centroid(s.center for s in self.streets if s.center is not None)
@@ -169,6 +177,18 @@ class StreetMatch:
     score: float = 100.0
 
 
+LANGS = ("fr", "nl", "de")
+
+
+def pick(streets: list[Street], number: int | None) -> Street:
+    """One of the streets sharing a name: the one that has the number, else the first."""
+    if len(streets) > 1 and number is not None:
+        for street in streets:
+            if street.knows(number):
+                return street
+    return streets[0]
+
+
 class Gazetteer:
     """Streets per postcode; build with `add_*` then `finalize()`, or use `load_gazetteer`."""
 
@@ -176,7 +196,7 @@ class Gazetteer:
         self.fuzzy_cutoff = fuzzy_cutoff
         self.areas: dict[str, Area] = {}
         self.localities: dict[str, set[str]] = defaultdict(set)   # folded name -> postcodes
-        self._streets: dict[tuple[str, str], Street] = {}
+        self._streets: dict[tuple[str, str, str], Street] = {}   # (postcode, lang, name)
         self._resolved: dict[tuple[str, tuple[str | None, ...], tuple[str | None, ...]],
                              Street | None] = {}
 
@@ -198,21 +218,34 @@ class Gazetteer:
         return area
 
     def _street(self, area: Area, names: Iterable[str | None]) -> Street | None:
-        given = [n for n in names if n and n.strip()]
-        normalised = [normalize_street(n) for n in given]
-        normalised = [n for n in normalised if n]
-        if not normalised:
+        """The street with these names (FR, NL, DE in that order), created if new.
+
+        Two sources describe the same street when they agree on a name in one language
+        and disagree in none: "Avenue X / X-laan" and "Boulevard X / X-laan" stay two.
+        """
+        given = [(lang, raw, normalize_street(raw)) for lang, raw in zip(LANGS, names,
+                                                                          strict=False)
+                 if raw and raw.strip()]
+        tagged = {lang: name for lang, _raw, name in given if name}
+        if not tagged:
             return None
-        street = next((self._streets[(area.postcode, n)] for n in normalised
-                       if (area.postcode, n) in self._streets), None)
+        street = None
+        for lang, name in tagged.items():
+            known = self._streets.get((area.postcode, lang, name))
+            if known is not None and all(known.langs.get(lg, nm) == nm
+                                         for lg, nm in tagged.items()):
+                street = known
+                break
         if street is None:
-            street = Street(postcode=area.postcode, label=given[0])
+            street = Street(postcode=area.postcode, label=given[0][1])
             area.streets.append(street)
-        for name in normalised:
+        for lang, name in tagged.items():
+            street.langs.setdefault(lang, name)
+            self._streets.setdefault((area.postcode, lang, name), street)
             if name not in street.names:
                 street.names.add(name)
-                self._streets[(area.postcode, name)] = street
-                area.by_name.setdefault(name, street)
+                homonyms = area.by_name.setdefault(name, [])
+                homonyms.append(street)
         return street
 
     def _resolve(self, postcode: str, street_names: tuple[str | None, ...],
@@ -283,17 +316,17 @@ class Gazetteer:
 
     def _find_street(self, areas: list[Area], query: AddressQuery) -> StreetMatch | None:
         for area in areas:   # the common case, first and cheap
-            street = area.by_name.get(query.street)
-            if street is not None:
-                return StreetMatch(street, "name")
+            streets = area.by_name.get(query.street)
+            if streets:
+                return StreetMatch(pick(streets, query.number), "name")
         names = [(query.street, "name")]
         if query.street_alt and query.street_alt != query.street:
             names.append((query.street_alt, "alt_name"))
         for name, how in names:
             for area in areas:
-                street = area.by_name.get(name)
-                if street is not None:
-                    return StreetMatch(street, how)
+                streets = area.by_name.get(name)
+                if streets:
+                    return StreetMatch(pick(streets, query.number), how)
         for name, _how in names:
             found = self._by_core(areas, name)
             if found is not None:
@@ -301,12 +334,12 @@ class Gazetteer:
         best: StreetMatch | None = None
         for name, _how in names:
             for area in areas:
-                found = self._fuzzy(area, name)
+                found = self._fuzzy(area, name, query.number)
                 if found is not None and (best is None or found.score > best.score):
                     best = found
         if best is not None:
             return best
-        return self._in_sibling_postcodes(areas, [n for n, _ in names])
+        return self._in_sibling_postcodes(areas, [n for n, _ in names], query.number)
 
     def _by_core(self, areas: list[Area], name: str) -> StreetMatch | None:
         core = street_core(name)
@@ -321,7 +354,7 @@ class Gazetteer:
         score, street = max(scored, key=lambda pair: pair[0])
         return StreetMatch(street, "core", score)
 
-    def _fuzzy(self, area: Area, name: str) -> StreetMatch | None:
+    def _fuzzy(self, area: Area, name: str, number: int | None) -> StreetMatch | None:
         if not area.name_choices:
             return None
         query_core = street_core(name)
@@ -332,10 +365,11 @@ class Gazetteer:
             if (query_core and choice_core and query_core != name
                     and fuzz.ratio(query_core, choice_core) < _CORE_AGREEMENT):
                 continue
-            return StreetMatch(area.by_name[choice], "fuzzy", float(score))
+            return StreetMatch(pick(area.by_name[choice], number), "fuzzy", float(score))
         return None
 
-    def _in_sibling_postcodes(self, areas: list[Area], names: list[str]) -> StreetMatch | None:
+    def _in_sibling_postcodes(self, areas: list[Area], names: list[str],
+                              number: int | None) -> StreetMatch | None:
         seen = {a.postcode for a in areas}
         siblings = sorted({p for a in areas for m in a.municipalities
                            for p in self.localities.get(m, ())} - seen)
@@ -344,9 +378,9 @@ class Gazetteer:
             if area is None:
                 continue
             for name in names:
-                street = area.by_name.get(name)
-                if street is not None:
-                    return StreetMatch(street, "other_postcode")
+                streets = area.by_name.get(name)
+                if streets:
+                    return StreetMatch(pick(streets, number), "other_postcode")
         return None
 
     def _on_street(self, query: AddressQuery, asked: str, found: StreetMatch) -> Answer:

@@ -228,3 +228,38 @@ def test_query_key_ignores_case_spacing_boxes_abbreviations_and_locality_spellin
     query = build_query(street=street, house_number=number, postcode="1000", locality=locality)
     assert query is not None
     assert query.key == "rue de la fourche|20|1000||be"
+
+
+def test_two_streets_sharing_their_dutch_name_stay_apart() -> None:
+    # "Avenue X" and "Boulevard X" are both "X-laan": one name, two streets.
+    g = Gazetteer()
+    g.add_segment(postcode="1040", street_names=("Avenue Berlan", "Berlanlaan"),
+                  municipalities=("Etterbeek",), house_from=1, house_to=21,
+                  start=(50.830, 4.380), end=(50.832, 4.382))
+    g.add_segment(postcode="1040", street_names=("Boulevard Berlan", "Berlanlaan"),
+                  municipalities=("Etterbeek",), house_from=30, house_to=60,
+                  start=(50.840, 4.390), end=(50.842, 4.392))
+    g.finalize()
+    assert len(g) == 2
+    avenue = g.match(AddressQuery(street="avenue berlan", number=11, postcode="1040"))
+    boulevard = g.match(AddressQuery(street="boulevard berlan", number=45, postcode="1040"))
+    assert avenue.lat == pytest.approx(50.831) and boulevard.lat == pytest.approx(50.841)
+    # The Dutch name alone: the street that has the number wins.
+    assert g.match(AddressQuery(street="berlanlaan", number=45, postcode="1040")).lat == \
+        pytest.approx(50.841)
+    assert g.match(AddressQuery(street="berlanlaan", number=11, postcode="1040")).lat == \
+        pytest.approx(50.831)
+
+
+def test_segments_and_points_of_one_street_merge_across_sources() -> None:
+    g = Gazetteer()
+    g.add_segment(postcode="1000", street_names=("Rue Neuve", None), municipalities=(),
+                  house_from=1, house_to=99, start=(50.850, 4.355), end=(50.853, 4.357))
+    g.add_point(postcode="1000", street_names=("Rue Neuve", "Nieuwstraat", None),
+                municipalities=(), house_number="7", lat=50.8511, lon=4.3556)
+    g.finalize()
+    assert len(g) == 1
+    assert g.match(AddressQuery(street="nieuwstraat", number=7, postcode="1000")).method == \
+        "exact"
+    assert g.match(AddressQuery(street="nieuwstraat", number=50, postcode="1000")).method == \
+        "segment"
