@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["offline", "online"])
     parser.add_argument("--listings", type=int, default=100_000)
-    parser.add_argument("--best-streets", type=int, default=400,
+    parser.add_argument("--best-streets", type=int, default=200,
                         help="streets per postcode in the synthetic BeST file (19 postcodes)")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
