@@ -96,45 +96,50 @@ def geocode(
     print_summary(summary)
 
 
+def _say(text: str) -> None:
+    # One fact per line: never wrapped in the middle of a count or a name.
+    console.print(text, soft_wrap=True, markup=False)
+
+
 def _counter_text(counter: dict[str, int], order: tuple[str, ...] = ()) -> str:
     keys = [k for k in order if counter.get(k)] + sorted(k for k in counter if k not in order)
     return ", ".join(f"{k} {counter[k]}" for k in keys if counter[k])
 
 
 def print_summary(s: GeocodeSummary) -> None:
-    console.print(f"geocode: {s.pending} pending of {s.entities} in scope "
+    _say(f"geocode: {s.pending} pending of {s.entities} in scope "
                   f"({s.up_to_date} up to date), {s.queries} distinct addresses, "
                   f"{s.cache_hits} answers from the cache")
     if s.entities:
-        console.print(f"  precision: {_counter_text(s.by_precision, (*PRECISIONS, 'none'))}")
-        console.print(f"  providers: {_counter_text(s.by_provider) or 'none'}")
+        _say(f"  precision: {_counter_text(s.by_precision, (*PRECISIONS, 'none'))}")
+        _say(f"  providers: {_counter_text(s.by_provider) or 'none'}")
     if s.failed:
-        console.print(f"  without position: {s.failed} ({_counter_text(s.failures)})")
+        _say(f"  without position: {s.failed} ({_counter_text(s.failures)})")
     if s.online_requests or s.online_queries or s.online_errors:
         errors = f"; failed: {_counter_text(s.online_errors)}" if s.online_errors else ""
-        console.print(f"  online: {s.online_requests} requests for {s.online_queries} "
+        _say(f"  online: {s.online_requests} requests for {s.online_queries} "
                       f"addresses{errors}")
     if s.online_skipped:
-        console.print(f"  {s.online_skipped} addresses could be refined online "
+        _say(f"  {s.online_skipped} addresses could be refined online "
                       "(pass --online with an identifying --user-agent)")
     if s.gaps_checked:
-        console.print(f"  gaps: {s.large_gaps} of {s.gaps_checked} entities with their own "
+        _say(f"  gaps: {s.large_gaps} of {s.gaps_checked} entities with their own "
                       f"coordinates lie more than {s.gap_threshold_m:g} m from their address")
     if s.bad_coordinates:
-        console.print(f"  {s.bad_coordinates} entities carry unusable coordinates (0,0 or "
+        _say(f"  {s.bad_coordinates} entities carry unusable coordinates (0,0 or "
                       "out of range)")
     if s.attribution:
-        console.print(f"  {s.attribution}")
+        _say(f"  {s.attribution}")
 
 
 def _print_import(summary: ImportSummary, what: str) -> None:
-    console.print(f"{what}: {summary.rows_kept} rows kept of {summary.rows_read} read "
+    _say(f"{what}: {summary.rows_kept} rows kept of {summary.rows_read} read "
                   f"as source {summary.source!r} ({summary.postcodes} postcodes, "
                   f"{summary.encoding})")
     for reason, n in sorted(summary.skipped.items()):
-        console.print(f"  skipped {n} rows: {reason} (first at line "
+        _say(f"  skipped {n} rows: {reason} (first at line "
                       f"{summary.first_skipped_line[reason]})")
-    console.print("  cached gazetteer answers dropped; `horeca geocode` re-geocodes what "
+    _say("  cached gazetteer answers dropped; `horeca geocode` re-geocodes what "
                   "they placed")
 
 

@@ -63,6 +63,13 @@ class AddressQuery:
         # The gazetteer's answer can depend on the other-language name too.
         self.gazetteer_key = f"{key}|alt={self.street_alt}" if self.street_alt else key
 
+    @property
+    def best_possible(self) -> str:
+        """The finest precision this query can reach: no number, no house."""
+        if self.street:
+            return "house_number" if self.number is not None else "street"
+        return "postcode" if self.postcode else "locality"
+
     def as_dict(self) -> dict[str, Any]:
         return {"street": self.street, "street_alt": self.street_alt, "number": self.number,
                 "number_last": self.number_last, "suffix": self.suffix,

@@ -174,7 +174,7 @@ def is_pending(entity: Entity, redo_all: bool = False, online: bool = False) -> 
     if not stored["cached"]:
         # Its answer left the cache: a gazetteer import drops the gazetteer's answers.
         return True
-    if stored["precision"] != "house_number":
+    if precision_rank(stored["precision"]) > precision_rank(entity.query.best_possible):
         # Offline, the same cached answers would come back; online may do better.
         return online
     stored_answer_point = (stored["lat"], stored["lon"])
@@ -259,8 +259,12 @@ def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Pl
         written[(row["entity_kind"], row["entity_id"])] = row
 
 
-def _needs_online(offline: Answer | None) -> bool:
-    return offline is None or not offline.found or offline.precision != "house_number"
+def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
+    """Whether an online answer could be better than the gazetteer's: a query without a
+    number is not sent when the gazetteer already found its street."""
+    if offline is None or not offline.found:
+        return True
+    return precision_rank(offline.precision) > precision_rank(query.best_possible)
 
 
 @contextmanager
@@ -377,7 +381,7 @@ def _match(gazetteer: Gazetteer, query: AddressQuery) -> Answer:
 def _online_candidates(db: sqlite_utils.Database, plan: _Plan, online_id: str,
                        summary: GeocodeSummary) -> list[str]:
     """Query keys to send online: not placed to the number offline, and not cached."""
-    wanted = [k for k in plan.queries if _needs_online(plan.offline.get(k))]
+    wanted = [k for k, q in plan.queries.items() if _needs_online(q, plan.offline.get(k))]
     online_keys = {cache_key(online_id, k): k for k in wanted}
     cached = read_cache(db, online_keys)
     to_send = []

@@ -286,3 +286,19 @@ def test_the_request_cap_stops_a_run_and_the_next_run_resumes(
         second = geocode_pending(db, config=config)
         assert second.online_requests == 1 and len(state.requests) == 4
     assert second.by_precision == {"house_number": 4}
+
+
+def test_what_the_gazetteer_placed_as_well_as_possible_is_never_sent(
+        db: sqlite_utils.Database) -> None:
+    # No number: the street is the best anyone can do, and the gazetteer has it. A
+    # postcode alone: its centroid is all there is.
+    add_listings(db, ("Wetstraat", "", "1000"), ("Rue de la Loi", "51", "1000"))
+    upsert(db, "listings", [{"id": "s:pc", "source": "s", "source_id": "pc",
+                             "address_raw": "1000 Bruxelles"}], key="id")
+    with serve_nominatim() as (domain, state):
+        config = GeocodeConfig(online=True, user_agent=UA, domain=domain, scheme="http",
+                               min_delay_seconds=0.05, retry_backoff_seconds=0.05)
+        summary = geocode_pending(db, config=config)
+        assert state.requests == [] and summary.online_requests == 0
+        assert geocode_pending(db, config=config).pending == 0
+    assert summary.by_precision == {"street": 1, "house_number": 1, "postcode": 1}
