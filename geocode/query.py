@@ -1,9 +1,11 @@
 """From a listing or register-unit row to a normalised `AddressQuery` (pure functions).
 
 Boxes never reach the query: every box of a building shares its position, so "12 bte 3"
-and "12" are one query. An address with neither postcode nor locality cannot be placed (a
-street name alone repeats across municipalities); it is reported as `unparsable` rather
-than sent anywhere.
+and "12" are one query. Brussels writes names in both languages at once, as
+OpenStreetMap does ("Rue de la Fourche - Greepstraat", "Bruxelles - Brussel"): the first
+name is the street, the second its alternative. An address with neither postcode nor
+locality cannot be placed (a street name alone repeats across municipalities): it is
+reported as `unparsable`, or `no_address` when there is nothing at all, and never sent.
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ from horeca.normalize import (
 
 _BELGIUM = frozenset({"be", "bel", "belgium", "belgique", "belgie", "belgien", "belgica"})
 _DIGIT = re.compile(r"\d")
+# "FR - NL" (spaces around the dash: "Sainte-Catherine" is one name).
+_BILINGUAL = re.compile(r"\s+[-–/]\s+")
+# Names of the city of Brussels that no register column carries (English, German, the
+# official "city of" forms); the gazetteer knows "Bruxelles" and "Brussel".
+_LOCALITY_ALIASES = {
+    "brussels": "bruxelles", "city of brussels": "bruxelles", "ville de bruxelles": "bruxelles",
+    "stad brussel": "brussel", "bruxelles ville": "bruxelles", "brussel stad": "brussel",
+    "brussels city": "bruxelles",
+}
+
+NO_ADDRESS = "no_address: nothing to geocode"
+UNPARSABLE = "unparsable: neither postcode nor locality"
 
 
 def country_code(value: str | None, default: str = "BE") -> str:
@@ -36,6 +50,22 @@ def country_code(value: str | None, default: str = "BE") -> str:
     if len(folded) == 2 and folded.isalpha():
         return folded.upper()
     return default.upper()
+
+
+def split_bilingual(name: str | None) -> tuple[str | None, str | None]:
+    """"Rue de la Fourche - Greepstraat" -> ("Rue de la Fourche", "Greepstraat")."""
+    if not name:
+        return name, None
+    parts = [p for p in _BILINGUAL.split(name.strip()) if p.strip()]
+    if len(parts) == 2 and all(re.search(r"[^\W\d_]{2}", p) for p in parts):
+        return parts[0].strip(), parts[1].strip()
+    return name, None
+
+
+def locality_key(locality: str | None) -> str:
+    first, _other = split_bilingual(locality)
+    folded = fold(first)
+    return _LOCALITY_ALIASES.get(folded, folded)
 
 
 def build_query(*, street: str | None, house_number: str | None, postcode: str | None,
@@ -55,6 +85,8 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
         parts = parse_address(street, cc)
         if parts.street and parts.house_number:
             street, house_number = parts.street, parts.house_number
+    street, second_name = split_bilingual(street)
+    street_alt = street_alt or second_name
     first, last, suffix = parse_house_number(house_number) if house_number else (None, None, "")
     query = AddressQuery(
         street=normalize_street(street),
@@ -62,10 +94,15 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
         number_last=last if last != first else None,
         suffix=suffix,
         postcode=normalize_postcode(postcode, cc) if postcode else None,
-        locality=fold(locality),
+        locality=locality_key(locality),
         country=cc,
         street_alt=normalize_street(street_alt),
     )
+    if query.street and query.number is None and (
+            locality_key(street) == query.locality or fold(street) == fold(locality)):
+        # "Brussels, Brussels": the locality written where the street goes.
+        query = AddressQuery(postcode=query.postcode, locality=query.locality,
+                             country=query.country)
     if query.street == "" and query.street_alt:
         query = AddressQuery(street=query.street_alt, number=query.number,
                              number_last=query.number_last, suffix=query.suffix,
@@ -75,6 +112,11 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
         # A street name alone repeats across municipalities: nothing places it.
         return None
     return query
+
+
+def why_no_query(*fields: str | None) -> str:
+    """The reason an address gave no query: nothing at all, or nothing that places it."""
+    return UNPARSABLE if any(f and str(f).strip() for f in fields) else NO_ADDRESS
 
 
 @lru_cache(maxsize=262_144)

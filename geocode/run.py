@@ -46,7 +46,7 @@ from horeca.geocode.model import (
     split_cache_key,
 )
 from horeca.geocode.online import OSM_ATTRIBUTION, OnlineGeocoder
-from horeca.geocode.query import address_query, unit_query
+from horeca.geocode.query import address_query, unit_query, why_no_query
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
@@ -55,7 +55,6 @@ from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
 
-UNPARSABLE = "unparsable: neither postcode nor locality"
 _ONLINE_COMMIT_EVERY = 10       # answers; at 1 request/s, about every 10 seconds
 
 
@@ -68,6 +67,7 @@ class Entity:
     own: tuple[float, float] | None   # the entity's own coordinates, when usable
     own_bad: bool                     # coordinates given but unusable (0,0, out of range)
     stored: dict[str, Any] | None     # its entity_geocodes row, if any
+    why: str | None = None            # without a query: no_address or unparsable
 
 
 # ------------------------------------------------------------------ reading entities
@@ -122,7 +122,8 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
             continue
         query = address_query(street, number, postcode, locality, country, None, raw,
                               default_country)
-        entities.append(Entity("listing", lid, None, query, own, bad, _stored(stored)))
+        why = why_no_query(street, number, postcode, locality, raw) if query is None else None
+        entities.append(Entity("listing", lid, None, query, own, bad, _stored(stored), why))
     units = (
         "SELECT u.unit_id, u.snapshot_id, u.street_fr, u.street_nl, u.house_number, "
         "u.postcode, u.municipality_fr, u.municipality_nl, u.lat, u.lon, s.region, "
@@ -139,7 +140,10 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
                             "house_number": number, "postcode": postcode,
                             "municipality_fr": mun_fr, "municipality_nl": mun_nl},
                            default_country)
-        entities.append(Entity("unit", uid, snapshot_id, query, own, bad, _stored(stored)))
+        why = why_no_query(street_fr, street_nl, number, postcode, mun_fr,
+                           mun_nl) if query is None else None
+        entities.append(Entity("unit", uid, snapshot_id, query, own, bad, _stored(stored),
+                               why))
     return entities
 
 
@@ -165,7 +169,7 @@ def is_pending(entity: Entity, redo_all: bool = False, online: bool = False) -> 
     if entity.snapshot_id != stored["snapshot_id"]:
         return True
     if entity.query is None:
-        return stored["status"] != STATUS_ERROR or stored["geocode_key"] is not None
+        return stored["geocode_key"] is not None or stored["error"] != entity.why
     if stored["geocode_key"] is None:
         return True
     _provider, key = split_cache_key(stored["geocode_key"])
@@ -228,7 +232,7 @@ def _entity_row(entity: Entity, answer: Answer | None, stamp: str) -> dict[str, 
     row: dict[str, Any] = {
         "entity_kind": entity.kind, "entity_id": entity.id, "snapshot_id": entity.snapshot_id,
         "geocode_key": None, "lat": None, "lon": None, "precision": None, "provider": None,
-        "gap_m": None, "updated_at": stamp, "status": STATUS_ERROR, "error": UNPARSABLE,
+        "gap_m": None, "updated_at": stamp, "status": STATUS_ERROR, "error": entity.why,
     }
     if answer is None:
         return row

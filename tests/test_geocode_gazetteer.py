@@ -263,3 +263,24 @@ def test_segments_and_points_of_one_street_merge_across_sources() -> None:
         "exact"
     assert g.match(AddressQuery(street="nieuwstraat", number=50, postcode="1000")).method == \
         "segment"
+
+
+def test_bilingual_osm_street_names_are_split_into_two_names() -> None:
+    # OpenStreetMap writes Brussels streets "FR - NL"; either half finds the street.
+    query = build_query(street="Rue de la Fourche - Greepstraat", house_number="20",
+                        postcode="1000", locality="Bruxelles - Brussel")
+    assert query is not None
+    assert (query.street, query.street_alt) == ("rue de la fourche", "greepstraat")
+    assert (GAZ.match(query).lat, GAZ.match(query).lon) == FOURCHE_EVEN[20]
+    hyphenated = build_query(street="Place Sainte-Catherine", house_number="1",
+                             postcode="1000", locality=None)
+    assert hyphenated is not None and hyphenated.street_alt == ""
+
+
+def test_english_name_of_brussels_reaches_the_city_and_a_locality_as_street_is_dropped(
+        ) -> None:
+    query = build_query(street="Brussels", house_number=None, postcode=None,
+                        locality="Brussels")
+    assert query is not None and query.street == "" and query.locality == "bruxelles"
+    answer = GAZ.match(query)
+    assert answer.precision == "locality" and answer.method == "locality_centroid"

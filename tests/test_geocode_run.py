@@ -174,12 +174,14 @@ def test_unparsable_and_unknown_addresses_are_recorded_and_the_run_goes_on(
         db: sqlite_utils.Database) -> None:
     add_listings(db,
                  listing("empty", address_raw="see website"),
+                 listing("nothing", lat=50.85, lon=4.35),
                  listing("elsewhere", street="Meir", house_number="1", postcode="2000",
                          locality="Antwerpen"),
                  listing("ok", street="Wetstraat", house_number="51", postcode="1000"))
     summary = geocode_pending(db)
-    assert summary.failures == {"unparsable": 1, "not_found": 1}
-    assert summary.by_precision == {"house_number": 1, "none": 2}
+    assert summary.failures == {"unparsable": 1, "not_found": 1, "no_address": 1}
+    assert summary.by_precision == {"house_number": 1, "none": 3}
+    assert entity(db, "listing", "gusto:nothing")["error"].startswith("no_address")
     empty = entity(db, "listing", "gusto:empty")
     assert empty["status"] == "error" and empty["error"].startswith("unparsable")
     assert empty["lat"] is None and empty["geocode_key"] is None
@@ -187,7 +189,7 @@ def test_unparsable_and_unknown_addresses_are_recorded_and_the_run_goes_on(
     assert elsewhere["status"] == "not_found" and "not in the gazetteer" in elsewhere["error"]
     # Unchanged failures are not pending again: offline, the same answers would come back.
     assert geocode_pending(db).pending == 0
-    assert geocode_pending(db, redo_all=True).pending == 3
+    assert geocode_pending(db, redo_all=True).pending == 4
 
 
 def test_region_limits_the_scope(db: sqlite_utils.Database) -> None:
