@@ -241,6 +241,21 @@ def test_recrawl_from_a_sitemap_updates_rows_and_never_duplicates(tmp_path: Path
     assert site.count("/place/p-1/") == 2  # the second crawl fetched again (no stale job)
 
 
+def test_http_cache_serves_a_recrawl_without_refetching_pages(tmp_path: Path) -> None:
+    site = Site()
+    ids = paginated_site(site, n_pages=1)
+    sources = write_sources(tmp_path / "sources.toml",
+                            {"resto": {"start_urls": [f"http://{HOST}/list/"],
+                                       "options": PAGINATED}})
+    with serve(site) as proxy:
+        (first,) = crawl(tmp_path, proxy, sources, http_cache=True)
+        (second,) = crawl(tmp_path, proxy, sources, http_cache=True)
+    assert first.kept == second.kept == len(ids) and second.updated == len(ids)
+    assert all(site.count(f"/place/p-{i}/") == 1 for i in ids)
+    assert site.count("/robots.txt") >= 2  # the gate's checks are never answered from cache
+    assert (work_dir(tmp_path / "h.db") / "httpcache").is_dir()
+
+
 def test_429_is_retried_after_the_time_the_server_asks(tmp_path: Path) -> None:
     site = Site()
     site.page("/list/", listing_page(["/place/p-1/", "/place/p-2/"], None))
