@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlite_utils
+from horeca.region import Region
 from horeca.spiders.model import CORE_FIELDS, COVERAGE_FIELDS
 from horeca.store import transaction, upsert
 from horeca.store.runs import now_iso
@@ -46,6 +47,7 @@ class CrawlReport:
     status: str                     # ok | interrupted | failed | refused | skipped
     reason: str | None = None       # why refused / failed / interrupted
     region: str | None = None
+    region_key: str | None = None   # name + postcodes + bbox: crawls compare like with like
     pages: int = 0
     items: int = 0
     kept: int = 0
@@ -110,7 +112,8 @@ def errors_of(stats: dict[str, Any]) -> dict[str, int]:
 
 
 def build_report(source: str, stats: dict[str, Any], *, finish_reason: str | None,
-                 region: str | None = None, duration_s: float = 0.0,
+                 region: str | None = None, region_key: str | None = None,
+                 duration_s: float = 0.0,
                  segments: int = 1) -> CrawlReport:
     """A report from flat crawl stats (Scrapy's plus the horeca/* counters)."""
     items = int(stats.get("horeca/items/yielded", 0))
@@ -128,7 +131,7 @@ def build_report(source: str, stats: dict[str, Any], *, finish_reason: str | Non
     status = status_of(finish_reason)
     reason = None if status == "ok" else finish_reason
     return CrawlReport(
-        source=source, status=status, reason=reason, region=region,
+        source=source, status=status, reason=reason, region=region, region_key=region_key,
         pages=int(stats.get("downloader/response_count", 0)), items=items, kept=kept,
         new=int(stats.get("horeca/written/new", 0)),
         updated=int(stats.get("horeca/written/updated", 0)),
@@ -157,9 +160,17 @@ def flags_against(report: CrawlReport, previous: CrawlReport | None) -> list[str
     return flags
 
 
+def region_key(region: Region) -> str:
+    """A region's identity for comparing crawls: its name, postcodes and bounding box."""
+    postcodes = ",".join(f"{lo}-{hi}" for lo, hi in region.postcode_ranges)
+    bbox = ",".join(f"{v:g}" for v in region.bbox) if region.bbox else ""
+    return f"{region.name}|{postcodes}|{bbox}"
+
+
 def previous_report(db: sqlite_utils.Database, source: str, region: str | None, *,
                     before_run_id: int | None = None) -> CrawlReport | None:
-    """The latest complete crawl of this source and region before the given run."""
+    """The latest complete crawl of this source over the same region (`region_key`)
+    before the given run."""
     rows = db.conn.execute(
         "SELECT stats FROM crawl_reports WHERE source = ? AND (? IS NULL OR run_id < ?) "
         "ORDER BY run_id DESC", (source, before_run_id, before_run_id))
@@ -168,7 +179,7 @@ def previous_report(db: sqlite_utils.Database, source: str, region: str | None, 
             report = CrawlReport.from_json(json.loads(stats))
         except (TypeError, ValueError):
             continue
-        if report.status == "ok" and report.region == region:
+        if report.status == "ok" and report.region_key == region:
             return report
     return None
 

@@ -33,6 +33,7 @@ from horeca.spiders.report import (
     build_report,
     flags_against,
     previous_report,
+    region_key,
     store_report,
 )
 from horeca.store import open_db, transaction
@@ -106,7 +107,7 @@ class _Crawl:
 
 def _skipped(source: str, region: Region, reason: str, status: str) -> CrawlReport:
     return CrawlReport(source=source, status=status, reason=reason, region=region.name,
-                       segments=0)
+                       region_key=region_key(region), segments=0)
 
 
 def _prepare(db: sqlite_utils.Database, db_path: Path, sources_path: Path, source: Any,
@@ -145,15 +146,17 @@ def _finish(db: sqlite_utils.Database, crawl: _Crawl, region: Region,
     name = crawl.source.name
     if result.get("error"):
         return CrawlReport(source=name, status="failed", region=region.name,
+                           region_key=region_key(region),
                            reason=f"{result['error']} (log: {crawl.log_file})")
     report = build_report(name, result.get("stats") or {},
                           finish_reason=result.get("finish_reason"), region=region.name,
+                          region_key=region_key(region),
                           duration_s=float(result.get("duration_s") or 0.0),
                           segments=int(result.get("segments") or 1))
     if report.status == "interrupted":
         report.reason = (f"{report.reason}: stopped before the end; run the same crawl "
                          "again to resume")
-    report.flags = flags_against(report, previous_report(db, name, region.name,
+    report.flags = flags_against(report, previous_report(db, name, region_key(region),
                                                          before_run_id=run_id))
     return report
 

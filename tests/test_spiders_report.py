@@ -86,3 +86,13 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
 
 def test_backoff_doubles_up_to_its_cap() -> None:
     assert [backoff_delay(n, 1.0, 5.0) for n in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_crawls_compare_only_over_the_same_region_definition() -> None:
+    from horeca.region import resolve_region
+    from horeca.spiders.report import region_key
+
+    whole = region_key(resolve_region("brussels"))
+    assert whole == region_key(resolve_region("brussels"))
+    assert whole != region_key(resolve_region("brussels", postcodes="1000"))
+    assert whole != region_key(resolve_region("brussels", bbox="50.8,4.3,50.9,4.4"))
