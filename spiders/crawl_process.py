@@ -72,7 +72,7 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
         # Scrapy starts this many tasks for every response's output; our pipelines are
         # synchronous, so more only costs CPU.
         "CONCURRENT_ITEMS": 4,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": options.concurrent_requests_per_domain,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,  # one request at a time per site
         "DOWNLOAD_DELAY": delay,
         "RANDOMIZE_DOWNLOAD_DELAY": False,
         "AUTOTHROTTLE_ENABLED": throttle,

@@ -11,7 +11,7 @@ Every kind:
     sitemap_urls         sitemaps (or sitemap indexes) to take detail URLs from
     items_on_listing_pages  also take listings found on non-detail pages (default: true
                          only when there is no detail_url_pattern)
-    concurrent_requests_per_domain  default 1
+    follow_from_detail_pages  follow links found on detail pages too (default: false)
 selector kind, in addition:
     fields               table: listing field -> selector, or {css|xpath = "...",
                          re = "...", all = true}; `name` is required
@@ -42,12 +42,11 @@ from parsel import Selector
 KINDS = ("structured", "selector", "overpass")
 MULTI_FIELDS = frozenset({"alt_names", "opening_hours"})
 _COMMON = {"detail_url_pattern", "listing_url_pattern", "detail_links", "next_page",
-           "sitemap_urls", "items_on_listing_pages", "concurrent_requests_per_domain",
-           "follow_from_detail_pages"}
+           "sitemap_urls", "items_on_listing_pages", "follow_from_detail_pages"}
 _ALLOWED = {
     "structured": _COMMON,
     "selector": _COMMON | {"fields", "item"},
-    "overpass": {"method", "query", "element_url", "timeout", "concurrent_requests_per_domain"},
+    "overpass": {"method", "query", "element_url", "timeout"},
 }
 _PROBE = Selector(text="<html><body><p>x</p></body></html>")
 
@@ -94,7 +93,6 @@ class SpiderOptions:
     sitemap_urls: tuple[str, ...] = ()
     items_on_listing_pages: bool = True
     follow_from_detail_pages: bool = False
-    concurrent_requests_per_domain: int = 1
     fields: dict[str, Query] = field(default_factory=dict)
     item: Query | None = None
     method: str = "POST"
@@ -200,11 +198,11 @@ def parse_options(kind: str, raw: dict[str, Any] | None, *, source: str,
             opts[key] = raw[key]
     if "items_on_listing_pages" not in raw:
         opts["items_on_listing_pages"] = "detail_url_pattern" not in raw
-    for key in ("concurrent_requests_per_domain", "timeout"):
-        if key in raw:
-            if not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 1:
-                raise check.fail(key, "must be a whole number >= 1", fix=f"write {key} = 1")
-            opts[key] = raw[key]
+    if "timeout" in raw:
+        if not isinstance(raw["timeout"], int) or isinstance(raw["timeout"], bool) \
+                or raw["timeout"] < 1:
+            raise check.fail("timeout", "must be a whole number >= 1", fix="write timeout = 90")
+        opts["timeout"] = raw["timeout"]
     if kind == "selector":
         fields = raw.get("fields")
         if not isinstance(fields, dict) or "name" not in fields:
