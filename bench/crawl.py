@@ -95,6 +95,8 @@ def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
         "listings_kept": kept, "pages": pages, "wall_s": round(wall, 2),
         "listings_per_s": round(kept / wall, 1),
         "cpu_s": round(child_cpu + self_cpu, 2),
+        "cpu_s_crawl_processes": round(child_cpu, 2),
+        "cpu_s_fixture_server_and_runner": round(self_cpu, 2),
         "listings_per_cpu_s": round(kept / (child_cpu + self_cpu), 1),
         "peak_rss_mb_crawl_process": round(children.ru_maxrss / 1024, 1),
         "sources": {r.source: {"status": r.status, "pages": r.pages, "kept": r.kept,
