@@ -74,7 +74,6 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
         "CONCURRENT_ITEMS": 4,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,  # one request at a time per site
         "DOWNLOAD_DELAY": delay,
-        "RANDOMIZE_DOWNLOAD_DELAY": False,
         "AUTOTHROTTLE_ENABLED": throttle,
         "AUTOTHROTTLE_START_DELAY": delay,
         "AUTOTHROTTLE_MAX_DELAY": 60.0,

@@ -69,11 +69,16 @@ class ListingSpiderBase(scrapy.Spider):
 class PageSpider(ListingSpiderBase):
     """Listing pages -> pagination + detail pages; subclasses say how a page gives listings."""
 
-    async def start(self) -> AsyncIterator[Any]:
+    def start_requests(self) -> Iterator[scrapy.Request]:
+        """The first requests (Scrapy < 2.13 calls this; later versions call `start`)."""
         for url in self.options.sitemap_urls:
             yield scrapy.Request(url, callback=self.parse_sitemap)
         for url in self.start_urls:
             yield scrapy.Request(url, callback=self.parse)
+
+    async def start(self) -> AsyncIterator[Any]:
+        for request in self.start_requests():
+            yield request
 
     # -- following -----------------------------------------------------------------
     def _links(self, response: TextResponse) -> list[str]:
@@ -224,7 +229,7 @@ class OverpassSpider(ListingSpiderBase):
             return self.options.query.replace("{bbox}", ",".join(str(v) for v in bbox))
         return build_query(bbox, timeout_s=self.options.timeout)
 
-    async def start(self) -> AsyncIterator[Any]:
+    def start_requests(self) -> Iterator[scrapy.Request]:
         query = self.query()
         for url in self.start_urls:
             if self.options.method == "GET":
@@ -234,6 +239,10 @@ class OverpassSpider(ListingSpiderBase):
             else:
                 yield scrapy.FormRequest(url, formdata={"data": query}, callback=self.parse,
                                          dont_filter=True)
+
+    async def start(self) -> AsyncIterator[Any]:
+        for request in self.start_requests():
+            yield request
 
     def parse(self, response: Response) -> Iterator[dict[str, Any]]:
         self.count("horeca/pages/parsed")

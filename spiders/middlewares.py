@@ -77,7 +77,7 @@ class RetryAfterMiddleware:
         if self.crawler.stats is not None:
             self.crawler.stats.inc_value(key, count)
 
-    async def process_request(self, request: Request) -> None:
+    async def process_request(self, request: Request, spider: Any = None) -> None:
         host = urlsplit(request.url).netloc
         wait = self.paused_until.get(host, 0.0) - time.monotonic()
         if wait > 0:
@@ -111,14 +111,16 @@ class RetryAfterMiddleware:
         retry.priority = request.priority + 1
         return retry
 
-    def process_response(self, request: Request, response: Response) -> Request | Response:
+    def process_response(self, request: Request, response: Response,
+                         spider: Any = None) -> Request | Response:
         if response.status not in RETRY_HTTP_CODES or request.meta.get("dont_retry"):
             return response
         wait = parse_retry_after(response.headers.get(b"Retry-After"))
         retry = self._retry(request, f"http_{response.status}", wait)
         return retry or response
 
-    def process_exception(self, request: Request, exception: Exception) -> Any:
+    def process_exception(self, request: Request, exception: Exception,
+                          spider: Any = None) -> Any:
         name = type(exception).__name__
         if request.meta.get("dont_retry") or name not in _RETRY_EXCEPTIONS:
             return None

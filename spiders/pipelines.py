@@ -6,7 +6,8 @@ Order (after the legal gate's MinimisePipeline, which must come first):
     -> ParseVat 420 -> CoerceNumbers 430 -> Validate 500 -> Region 600 -> Dedupe 700
     -> Store 800
 
-Each pipeline that drops raises `DropItem(reason)` and counts `horeca/dropped/<reason>`;
+Methods take an optional `spider` argument: Scrapy before 2.13 passes it, later versions
+do not. Each pipeline that drops raises `DropItem(reason)` and counts `horeca/dropped/<reason>`;
 the store pipeline counts kept listings and field coverage. Settings used:
 HORECA_DEFAULT_COUNTRY, HORECA_DB_PATH, HORECA_RUN_ID, HORECA_REGION_NAME,
 HORECA_WRITE_BATCH.
@@ -78,37 +79,37 @@ class _Pipeline:
 
 
 class CleanStringsPipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         return steps.clean_strings(item)
 
 
 class ParseAddressPipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         return steps.parse_address_fields(item, self.default_country)
 
 
 class NormalisePhonePipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         return steps.normalise_phone(item, self.default_country)
 
 
 class NormaliseWebsitePipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         return steps.normalise_website(item)
 
 
 class ParseVatPipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         return steps.parse_vat(item)
 
 
 class CoerceNumbersPipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         return steps.coerce_numbers(item)
 
 
 class ValidatePipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         reason = steps.validate(item)
         if reason:
             raise self.drop(reason)
@@ -116,7 +117,7 @@ class ValidatePipeline(_Pipeline):
 
 
 class RegionPipeline(_Pipeline):
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         region = getattr(self.crawler.spider, "region", None)
         reason = steps.region_drop_reason(item, region)
         if reason:
@@ -134,18 +135,18 @@ class DedupePipeline(_Pipeline):
         jobdir = self.settings.get("JOBDIR")
         self.seen_file = Path(jobdir) / SEEN_FILE if jobdir else None
 
-    def open_spider(self) -> None:
+    def open_spider(self, spider: Any = None) -> None:
         if self.seen_file is not None and self.seen_file.exists():
             self.seen = set(self.seen_file.read_text(encoding="utf-8").split("\n")) - {""}
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         key = str(item["source_id"])
         if key in self.seen:
             raise self.drop("duplicate")
         self.seen.add(key)
         return item
 
-    def close_spider(self) -> None:
+    def close_spider(self, spider: Any = None) -> None:
         if self.seen_file is not None and self.seen_file.parent.exists():
             self.seen_file.write_text("\n".join(sorted(self.seen)), encoding="utf-8")
 
@@ -155,7 +156,7 @@ class StorePipeline(_Pipeline):
 
     writer: ListingWriter
 
-    def open_spider(self) -> None:
+    def open_spider(self, spider: Any = None) -> None:
         db_path = self.settings.get("HORECA_DB_PATH")
         if not db_path:
             raise RuntimeError("HORECA_DB_PATH is not set")
@@ -164,7 +165,7 @@ class StorePipeline(_Pipeline):
             open_db(db_path), region=self.settings.get("HORECA_REGION_NAME"), run_id=run_id,
             batch_size=self.settings.getint("HORECA_WRITE_BATCH", DEFAULT_BATCH))
 
-    def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
+    def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         self.writer.add(item)
         stats = self.crawler.stats
         if stats is not None:
@@ -174,7 +175,7 @@ class StorePipeline(_Pipeline):
                     stats.inc_value(f"horeca/coverage/{field}")
         return item
 
-    def close_spider(self) -> None:
+    def close_spider(self, spider: Any = None) -> None:
         self.writer.close()
         if self.crawler.stats is not None:
             self.crawler.stats.set_value("horeca/written/new", self.writer.new)
