@@ -1,0 +1,365 @@
+"""Blocking: which register units are compared with which place, in one pass over the register.
+
+The places (thousands) are indexed; the register (up to the 1.7 M units of a national
+extract) streams past once and each unit is looked up under its keys:
+
+| kind       | key                                   | finds                              |
+|------------|---------------------------------------|------------------------------------|
+| vat        | enterprise number                     | the enterprise a listing names     |
+| phone      | E.164 number                          | any number the unit declared       |
+| domain     | registered domain of website / e-mail | the unit's own site                |
+| address    | (street core, house number)           | the door, whatever the postcode    |
+| street     | (postcode, street core)               | the street, whatever the number    |
+| name       | every word of a name, sorted          | the same name anywhere, even when  |
+|            | (articles and legal forms left out)   | each of its words is common        |
+| token      | a rare name word                      | the name anywhere in the register  |
+| local      | (postcode, name word)                 | the name within the postcode       |
+| near       | distance between geocodes             | neighbours within a radius         |
+
+A key shared by more units than its kind's limit says nothing about identity (a chain's
+switchboard, a long avenue, the word "Brussels"): it is dropped and counted, never used
+half-way. Memory stays bounded by the limits, not by the size of the register.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from horeca.keying.config import BlockingConfig
+from horeca.keying.records import (
+    FUNCTION_WORDS,
+    PlaceRecord,
+    UnitRecord,
+    json_list,
+    prepare_unit,
+    quick_tokens,
+    valid_point,
+)
+from horeca.normalize import (
+    FREE_MAIL_DOMAINS,
+    LEGAL_FORMS,
+    email_domain,
+    normalize_postcode,
+    parse_house_number,
+    registered_domain,
+    street_core,
+)
+
+KINDS = ("vat", "phone", "domain", "address", "name", "street", "token", "local", "near")
+KIND_BIT = {k: 1 << i for i, k in enumerate(KINDS)}
+MAX_RANGE = 12  # house-number ranges longer than this are indexed by their ends only
+M_PER_DEG = 111_320.0
+
+
+def name_key(words: Iterable[str]) -> str:
+    """A name as a blocking key: its words without articles and legal forms, sorted."""
+    return " ".join(sorted({w for w in words if w not in FUNCTION_WORDS
+                            and w not in LEGAL_FORMS}))
+
+
+def reasons_of(mask: int) -> list[str]:
+    return [k for k in KINDS if mask & KIND_BIT[k]]
+
+
+def _numbers(lo: int | None, hi: int | None) -> list[int]:
+    if lo is None:
+        return []
+    hi = lo if hi is None else hi
+    if hi - lo > MAX_RANGE:
+        return [lo, hi]
+    return list(range(lo, hi + 1))
+
+
+@dataclass
+class CandidateSet:
+    """The result of blocking: prepared candidate units and, per place, who to compare."""
+
+    units: list[UnitRecord]
+    pairs: list[list[tuple[int, int]]]       # per place: (unit index, reason bit mask)
+    units_scanned: int = 0
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    truncated_places: int = 0
+    sample: list[UnitRecord] = field(default_factory=list)  # uniform sample of the register
+    token_df: dict[str, int] = field(default_factory=dict)  # units whose names hold a word
+
+    @property
+    def pair_count(self) -> int:
+        return sum(len(p) for p in self.pairs)
+
+
+class Blocker:
+    """Index the places, then `offer` every register unit once, then `finish`."""
+
+    def __init__(self, places: Sequence[PlaceRecord], config: BlockingConfig,
+                 country: str = "BE", *, sample_size: int = 2000, seed: int = 0) -> None:
+        self.config = config
+        self.country = country
+        self.places = places
+        self.index: dict[str, dict[Any, list[int]]] = {k: {} for k in KINDS if k != "near"}
+        lats = [p[0] for place in places for p in place.points]
+        self.lat0 = sum(lats) / len(lats) if lats else 50.85
+        self.m_per_deg_lon = M_PER_DEG * math.cos(math.radians(self.lat0))
+        self.cells: dict[tuple[int, int], list[tuple[int, float, float]]] = {}
+        for i, place in enumerate(places):
+            self._index_place(i, place)
+        # Buckets: kind -> key -> unit slots; None once the key has overflowed.
+        self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
+        self.near: list[list[tuple[float, int]]] = [[] for _ in places]  # max-heaps (-d, slot)
+        self.retained: list[Mapping[str, Any]] = []
+        self.geocodes: list[Mapping[str, Any] | None] = []
+        self.scanned = 0
+        self.token_df: dict[str, int] = {}
+        # A uniform sample of every unit offered (reservoir sampling), for random pairs.
+        self.sample_size = sample_size
+        self.sample: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
+        self._rng = random.Random(seed)
+        self._limits = {
+            "vat": config.max_units_per_enterprise, "phone": config.max_units_per_phone,
+            "domain": config.max_units_per_domain, "address": config.max_units_per_address,
+            "name": config.max_units_per_name,
+            "street": config.max_units_per_street, "token": config.max_units_per_token,
+            "local": config.max_units_per_local_token,
+        }
+
+    # ------------------------------------------------------------------ places
+
+    def _add(self, kind: str, key: Any, i: int) -> None:
+        bucket = self.index[kind].setdefault(key, [])
+        if not bucket or bucket[-1] != i:
+            bucket.append(i)
+
+    def _cell(self, lat: float, lon: float) -> tuple[int, int]:
+        g = self.config.grid_m
+        return (math.floor(lat * M_PER_DEG / g), math.floor(lon * self.m_per_deg_lon / g))
+
+    def _index_place(self, i: int, place: PlaceRecord) -> None:
+        min_len = self.config.min_token_length
+        for vat in place.vats:
+            self._add("vat", vat, i)
+        for phone in place.phones:
+            self._add("phone", phone, i)
+        for domain in place.domains:
+            self._add("domain", domain, i)
+        postcodes = sorted(place.postcodes)
+        for addr in place.addresses:
+            if not addr.core:
+                continue
+            for n in _numbers(addr.lo, addr.hi):
+                self._add("address", (addr.core, n), i)
+            if addr.postcode and addr.lo is None:
+                # Without a house number the street is all there is to go on.
+                self._add("street", (addr.postcode, addr.core), i)
+        for full in place.names.full:
+            key = name_key(full.split())
+            if key:
+                self._add("name", key, i)
+        for token in sorted(place.names.tokens):
+            if len(token) < min_len:
+                continue
+            self._add("token", token, i)
+            for pc in postcodes:
+                self._add("local", (pc, token), i)
+        # Each place sits in the 3x3 block of cells around each of its points, so a unit
+        # within `grid_m` of the place is found by looking up the unit's own cell only.
+        for lat, lon in set(place.points):
+            cy, cx = self._cell(lat, lon)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    self.cells.setdefault((cy + dy, cx + dx), []).append((i, lat, lon))
+
+    # ------------------------------------------------------------------ units
+
+    def _unit_keys(self, unit: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+        number = unit.get("enterprise_number")
+        if number:
+            yield "vat", str(number).replace(".", "")
+        phones = unit.get("phones")
+        if phones and phones != "[]":
+            for phone in json_list(phones):
+                if isinstance(phone, str):
+                    yield "phone", phone
+        for column in ("websites", "emails"):
+            values = unit.get(column)
+            if values and values != "[]":
+                for value in json_list(values):
+                    if not isinstance(value, str):
+                        continue
+                    d = email_domain(value) if column == "emails" else registered_domain(value)
+                    if d and d not in FREE_MAIL_DOMAINS:
+                        yield "domain", d
+        postcodes: list[str] = []
+        for prefix in ("", "seat_"):
+            pc_raw = unit.get(f"{prefix}postcode")
+            pc = normalize_postcode(str(pc_raw), self.country) if pc_raw else None
+            if pc:
+                postcodes.append(pc)
+            number_text = unit.get(f"{prefix}house_number")
+            lo, hi, _ = parse_house_number(str(number_text)) if number_text else (None, None, "")
+            for lang in ("fr", "nl"):
+                street = unit.get(f"{prefix}street_{lang}")
+                if not street:
+                    continue
+                core = street_core(street)
+                if not core:
+                    continue
+                for n in _numbers(lo, hi):
+                    yield "address", (core, n)
+                if pc:
+                    yield "street", (pc, core)
+        names = unit.get("names")
+        if names:
+            seen: set[str] = set()
+            for entry in json_list(names):
+                text = entry.get("name") if isinstance(entry, Mapping) else entry
+                if not isinstance(text, str):
+                    continue
+                words = quick_tokens(text)
+                key = name_key(words)
+                if key:
+                    yield "name", key
+                for token in words:
+                    if token in seen:
+                        continue
+                    seen.add(token)
+                    yield "token", token
+                    for pc in postcodes:
+                        yield "local", (pc, token)
+
+    def offer(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None) -> None:
+        """Look one register unit up under each of its keys; keep it if any key hits."""
+        self.scanned += 1
+        if len(self.sample) < self.sample_size:
+            self.sample.append((unit, geocode))
+        else:
+            r = self._rng.randrange(self.scanned)
+            if r < self.sample_size:
+                self.sample[r] = (unit, geocode)
+        slot = len(self.retained)
+        hit = False
+        index, buckets, limits = self.index, self.buckets, self._limits
+        seen_keys: set[tuple[str, Any]] = set()
+        df = self.token_df
+        for kind, key in self._unit_keys(unit):
+            if key not in index[kind] or (kind, key) in seen_keys:
+                continue
+            seen_keys.add((kind, key))
+            if kind == "token":
+                df[key] = df.get(key, 0) + 1  # counted even once the key is too common
+            kb = buckets[kind]
+            bucket = kb.get(key, [])
+            if bucket is None:
+                continue
+            if len(bucket) >= limits[kind]:
+                kb[key] = None  # too common to identify anything
+                continue
+            bucket.append(slot)
+            kb[key] = bucket
+            hit = True
+        point = None
+        if geocode:
+            point = valid_point(geocode.get("lat"), geocode.get("lon"))
+        if point is None:
+            point = valid_point(unit.get("lat"), unit.get("lon"))
+        if point is not None and self._offer_near(slot, point):
+            hit = True
+        if hit:
+            self.retained.append(unit)
+            self.geocodes.append(geocode)
+
+    def _offer_near(self, slot: int, point: tuple[float, float]) -> bool:
+        entries = self.cells.get(self._cell(*point))
+        if not entries:
+            return False
+        limit = self.config.max_distance_m
+        keep = self.config.max_nearest
+        lat, lon = point
+        hit = False
+        for i, plat, plon in entries:
+            dy = (lat - plat) * M_PER_DEG
+            dx = (lon - plon) * self.m_per_deg_lon
+            d = math.hypot(dx, dy)
+            if d > limit:
+                continue
+            heap = self.near[i]
+            if len(heap) < keep:
+                heapq.heappush(heap, (-d, slot))
+                hit = True
+            elif -heap[0][0] > d:
+                heapq.heapreplace(heap, (-d, slot))
+                hit = True
+        return hit
+
+    # ------------------------------------------------------------------ result
+
+    def finish(self) -> CandidateSet:
+        per_place: list[dict[int, int]] = [{} for _ in self.places]
+        stats: dict[str, dict[str, int]] = {}
+        for kind, keys in self.buckets.items():
+            used = dropped = pairs = 0
+            for key, bucket in keys.items():
+                if bucket is None:
+                    dropped += 1
+                    continue
+                used += 1
+                bit = KIND_BIT[kind]
+                for i in self.index[kind][key]:
+                    cand = per_place[i]
+                    for slot in bucket:
+                        cand[slot] = cand.get(slot, 0) | bit
+                        pairs += 1
+            stats[kind] = {"keys": used, "dropped_common_keys": dropped, "pairs": pairs}
+        near_pairs = 0
+        for i, heap in enumerate(self.near):
+            for _negd, slot in heap:
+                per_place[i][slot] = per_place[i].get(slot, 0) | KIND_BIT["near"]
+                near_pairs += 1
+        stats["near"] = {"keys": len(self.cells), "dropped_common_keys": 0, "pairs": near_pairs}
+        # Keep the best-supported candidates when a place has too many: more kinds of
+        # key first, then the stronger kinds (lower bit = stronger, see KINDS).
+        truncated = 0
+        cap = self.config.max_candidates_per_place
+        used_slots: dict[int, int] = {}
+        pairs_out: list[list[tuple[int, int]]] = []
+        for cand in per_place:
+            items = list(cand.items())
+            if len(items) > cap:
+                truncated += 1
+                items.sort(key=lambda it: (-bin(it[1]).count("1"), _strength(it[1]), it[0]))
+                items = items[:cap]
+            out = []
+            for slot, mask in sorted(items):
+                idx = used_slots.setdefault(slot, len(used_slots))
+                out.append((idx, mask))
+            pairs_out.append(out)
+        units: list[UnitRecord | None] = [None] * len(used_slots)
+        for slot, idx in used_slots.items():
+            units[idx] = prepare_unit(self.retained[slot], country=self.country,
+                                      geocode=self.geocodes[slot])
+        sample = [prepare_unit(u, country=self.country, geocode=g) for u, g in self.sample]
+        return CandidateSet(units=[u for u in units if u is not None], pairs=pairs_out,
+                            units_scanned=self.scanned, stats=stats,
+                            truncated_places=truncated, sample=sample,
+                            token_df=dict(self.token_df))
+
+
+def _strength(mask: int) -> int:
+    return (mask & -mask).bit_length()  # position of the strongest (lowest) bit
+
+
+def block(places: Sequence[PlaceRecord], units: Iterable[Mapping[str, Any]],
+          config: BlockingConfig, *, country: str = "BE",
+          geocodes: Mapping[str, Mapping[str, Any]] | None = None,
+          sample_size: int = 2000, seed: int = 0) -> CandidateSet:
+    """Candidates for every place from one pass over `units` (register-unit dicts).
+
+    `geocodes` maps unit_id -> {lat, lon}; a unit's own lat/lon is used when absent.
+    """
+    blocker = Blocker(places, config, country, sample_size=sample_size, seed=seed)
+    for unit in units:
+        blocker.offer(unit, geocodes.get(str(unit.get("unit_id"))) if geocodes else None)
+    return blocker.finish()

@@ -1,0 +1,354 @@
+"""Field-by-field comparison of a place with a register unit, and the grades A / B / F / Z.
+
+A  the field is the same on both sides (after normalisation)
+B  similar: a typo, a near house number, a name that contains the other, the seat address
+F  different
+Z  missing on one side: no evidence either way (weight 0)
+
+Names are compared against EVERY name of the unit (legal, abbreviation, commercial, branch;
+every language) and every name of the place (every platform's spelling); the best pair
+counts. Streets are compared against the unit's French and Dutch street names and, as
+weaker evidence (at most B), against the enterprise's registered seat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from horeca.keying.config import GRADED_FIELDS, MODEL_FIELDS, GradeConfig
+from horeca.keying.model import MISSING
+from horeca.keying.records import Address, Names, PlaceRecord, UnitRecord, min_distance_m
+from rapidfuzz import fuzz, process
+
+A, B, F = 0, 1, 2  # level codes for three-level fields; two-level fields use A, 1 = F
+GRADES: tuple[str, ...] = tuple(GRADED_FIELDS)  # the graded fields, in display order
+IDENTITY_FIELDS = ("name", "phone", "web", "vat")
+_FIELD_INDEX = {f: j for j, f in enumerate(GRADES)}
+_NAME = {lv: i for i, lv in enumerate(MODEL_FIELDS["name"])}
+_LOCATION = {lv: i for i, lv in enumerate(MODEL_FIELDS["location"])}
+
+
+def grade_letter(field: str, level: int) -> str:
+    return "Z" if level == MISSING else GRADED_FIELDS[field][level]
+
+
+def grade_string(levels: Sequence[int]) -> str:
+    """'name A, street B, number A, postcode A, phone Z, web Z, vat Z, distance A, ...'."""
+    return ", ".join(f"{f} {grade_letter(f, int(lv))}" for f, lv in zip(GRADES, levels,
+                                                                            strict=True))
+
+
+def location_level(street: int, number: int, postcode: int, distance: int) -> int:
+    """The model's one "location" level from the street, number, postcode and distance."""
+    same_street = street in (A, B)
+    if same_street and number == A and postcode != 1:
+        return _LOCATION["A"]                      # same door
+    if same_street and number in (B, F):
+        return _LOCATION["S"]                      # same street, another door
+    if distance == A:
+        return _LOCATION["N"]                      # the pins are within reach
+    if same_street:
+        return _LOCATION["S"]                      # same street, number unknown
+    if postcode == 0 or distance == B:
+        return _LOCATION["P"]                      # same postcode or neighbourhood
+    if street == MISSING and postcode == MISSING and distance == MISSING:
+        return MISSING
+    return _LOCATION["F"]
+
+
+def name_model_level(name: int, *, trade_name_known: bool) -> int:
+    if name == MISSING:
+        return MISSING
+    if name == A:
+        return _NAME["A"]
+    if name == B:
+        return _NAME["B"]
+    return _NAME["F"] if trade_name_known else _NAME["L"]
+
+
+def model_levels(levels: Sequence[int], *, trade_name_known: bool = True) -> tuple[int, ...]:
+    """Graded levels (display order) -> the scoring model's levels (model.FIELDS order)."""
+    g = dict(zip(GRADES, levels, strict=True))
+    return (name_model_level(g["name"], trade_name_known=trade_name_known),
+            location_level(g["street"], g["number"], g["postcode"], g["distance"]),
+            g["phone"], g["web"], g["vat"], g["activity"])
+
+
+def premises_only(levels: Sequence[int], trade_name_known: bool) -> bool:
+    """Same door, a HoReCa unit, and a name the register cannot contradict (it holds
+    only a legal name): what the register says about the premises, not the business."""
+    g = dict(zip(GRADES, levels, strict=True))
+    return (not trade_name_known and g["name"] == F and g["activity"] == 0
+            and location_level(g["street"], g["number"], g["postcode"], g["distance"])
+            == _LOCATION["A"] and g["phone"] != 1 and g["web"] != 1 and g["vat"] != 1)
+
+
+def has_identity(levels: Sequence[int]) -> bool:
+    """True when something that names the business (not only where it is) agrees:
+    the name (A or B), the phone, the website or the VAT number."""
+    if levels[_FIELD_INDEX["name"]] in (A, B):
+        return True
+    return any(levels[_FIELD_INDEX[f]] == 0 for f in ("phone", "web", "vat"))
+
+# ----------------------------------------------------------------------------- names
+
+
+@dataclass(frozen=True, slots=True)
+class NameScore:
+    same: float        # similarity that can grade A
+    similar: float     # similarity that can grade B (also counts one name inside the other)
+    place_index: int = -1
+    unit_index: int = -1
+
+
+# Same identity words but contradicting kinds of place ("Bar Renard" / "Renard Catering")
+# can still be one business, but not certainly: the similarity is capped below "same".
+KIND_CONFLICT_CAP = 85.0
+
+
+def kinds_conflict(a: frozenset[str], b: frozenset[str]) -> bool:
+    return bool(a and b and not (a <= b or b <= a))
+
+
+def _pair_scores(full_a: str, info_a: str, kinds_a: frozenset[str], full_b: str, info_b: str,
+                 kinds_b: frozenset[str]) -> tuple[float, float]:
+    if full_a == full_b:
+        return 100.0, 100.0
+    if info_a and info_b:
+        same = fuzz.token_sort_ratio(info_a, info_b)
+        similar = max(same, fuzz.token_set_ratio(info_a, info_b))
+        if kinds_conflict(kinds_a, kinds_b):
+            same = min(same, KIND_CONFLICT_CAP)
+            similar = min(similar, KIND_CONFLICT_CAP)
+        return same, similar
+    # One side has only generic words ("Wok Express"): the whole names must agree to be
+    # the same; one inside the other ("Wok Express l'Epee") is similar.
+    same = fuzz.token_sort_ratio(full_a, full_b)
+    return same, max(same, fuzz.token_set_ratio(full_a, full_b))
+
+
+def _kinds(names: Names) -> tuple[frozenset[str], ...]:
+    return names.kinds or tuple(frozenset() for _ in names.full)
+
+
+def name_score(a: Names, b: Names) -> NameScore:
+    """Best similarity over every pair of names (0-100), for "same" and for "similar"
+    separately; -1 when either side has no name. The indexes name the pair that gave
+    the best "same"."""
+    best = NameScore(-1.0, -1.0)
+    best_similar = -1.0
+    for i, (fa, ia, ka) in enumerate(zip(a.full, a.informative, _kinds(a), strict=True)):
+        for j, (fb, ib, kb) in enumerate(zip(b.full, b.informative, _kinds(b), strict=True)):
+            same, similar = _pair_scores(fa, ia, ka, fb, ib, kb)
+            best_similar = max(best_similar, similar)
+            if same > best.same:
+                best = NameScore(same, similar, i, j)
+    return NameScore(best.same, max(best_similar, best.same), best.place_index,
+                     best.unit_index)
+
+
+def name_scores_batch(place: Names, units: Sequence[UnitRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """`name_score` of one place against many units, vectorised with rapidfuzz.cdist.
+
+    Returns (same, similar) arrays, one value per unit, -1 where a side has no name. Gives
+    exactly the values `name_score` gives pair by pair.
+    """
+    n = len(units)
+    same_out = np.full(n, -1.0)
+    similar_out = np.full(n, -1.0)
+    if not place.full or n == 0:
+        return same_out, similar_out
+    owners: list[int] = []
+    full_b: list[str] = []
+    info_b: list[str] = []
+    kinds_b: list[frozenset[str]] = []
+    for k, unit in enumerate(units):
+        owners.extend([k] * len(unit.names.full))
+        full_b.extend(unit.names.full)
+        info_b.extend(unit.names.informative)
+        kinds_b.extend(_kinds(unit.names))
+    if not owners:
+        return same_out, similar_out
+    owner = np.asarray(owners)
+    pa_full, pa_info, pa_kinds = list(place.full), list(place.informative), _kinds(place)
+    sort_info = process.cdist(pa_info, info_b, scorer=fuzz.token_sort_ratio, dtype=np.float64)
+    set_info = process.cdist(pa_info, info_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    sort_full = process.cdist(pa_full, full_b, scorer=fuzz.token_sort_ratio, dtype=np.float64)
+    has_a = np.array([bool(x) for x in pa_info])[:, None]
+    has_b = np.array([bool(x) for x in info_b])[None, :]
+    both = has_a & has_b
+    set_full = process.cdist(pa_full, full_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    same = np.where(both, sort_info, sort_full)
+    similar = np.where(both, np.maximum(sort_info, set_info), np.maximum(sort_full, set_full))
+    # Rare cells: contradicting kinds of place (capped) and identical names (100).
+    for r, c in zip(*np.nonzero(both & (similar > KIND_CONFLICT_CAP)), strict=True):
+        if kinds_conflict(pa_kinds[r], kinds_b[c]):
+            same[r, c] = min(same[r, c], KIND_CONFLICT_CAP)
+            similar[r, c] = min(similar[r, c], KIND_CONFLICT_CAP)
+    for r, fa in enumerate(pa_full):
+        for c in np.nonzero(sort_full[r] == 100.0)[0]:
+            if full_b[c] == fa:
+                same[r, c] = similar[r, c] = 100.0
+    # Best over every pair of names, for "same" and "similar" separately (as `name_score`).
+    col_same = same.max(axis=0)
+    col_similar = similar.max(axis=0)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    same_out[owner[starts]] = np.maximum.reduceat(col_same, starts)
+    similar_out[owner[starts]] = np.maximum.reduceat(col_similar, starts)
+    return same_out, similar_out
+
+
+def name_level(same: float, similar: float, grades: GradeConfig) -> int:
+    if same < 0:
+        return MISSING
+    if same >= grades.name_same:
+        return A
+    if similar >= grades.name_similar:
+        return B
+    return F
+
+
+# ----------------------------------------------------------------------------- addresses
+
+
+@dataclass(frozen=True, slots=True)
+class AddressMatch:
+    street: int
+    number: int
+    postcode: int
+    street_score: float
+    place_address: Address | None
+    unit_address: Address | None
+
+
+def street_score(a: Address, b: Address) -> float:
+    if not a.core or not b.core:
+        return -1.0
+    if a.core == b.core or a.street == b.street:
+        return 100.0
+    return max(fuzz.ratio(a.core, b.core), fuzz.ratio(a.street, b.street))
+
+
+def number_level(a: Address, b: Address, grades: GradeConfig) -> int:
+    if a.lo is None or b.lo is None:
+        return MISSING
+    a_hi, b_hi = a.hi if a.hi is not None else a.lo, b.hi if b.hi is not None else b.lo
+    if a.lo <= b_hi and b.lo <= a_hi:
+        if a.suffix and b.suffix and a.suffix != b.suffix and a.lo == a_hi and b.lo == b_hi:
+            return B  # 12A / 12B: same building number, another door
+        return A
+    gap = min(abs(a.lo - b_hi), abs(b.lo - a_hi))
+    return B if gap <= grades.number_near else F
+
+
+def _street_level(score: float, grades: GradeConfig) -> int:
+    if score < 0:
+        return MISSING
+    if score >= grades.street_same:
+        return A
+    if score >= grades.street_similar:
+        return B
+    return F
+
+
+def _rank(level: int) -> int:
+    # Z sits between B and F: missing is better than contradicting.
+    return {A: 0, B: 1, MISSING: 2, F: 3}[level]
+
+
+def address_match(place: Sequence[Address], unit: Sequence[Address],
+                  seat: Sequence[Address], grades: GradeConfig) -> AddressMatch:
+    """The best pairing of a place address with a unit address (own first, then seat)."""
+    best: AddressMatch | None = None
+    best_key: tuple | None = None
+    for pa in place:
+        for ua in (*unit, *seat):
+            s_score = street_score(pa, ua)
+            street = _street_level(s_score, grades)
+            if ua.seat and street == A:
+                street = B  # the seat only says where the company is registered
+            number = number_level(pa, ua, grades) if street in (A, B) else MISSING
+            if pa.postcode and ua.postcode:
+                postcode = 0 if pa.postcode == ua.postcode else 1
+            else:
+                postcode = MISSING
+            key = (_rank(street), _rank(number) if number != MISSING else 2,
+                   0 if postcode == 0 else 1, ua.seat)
+            if best_key is None or key < best_key:
+                best_key = key
+                best = AddressMatch(street, number, postcode, s_score, pa, ua)
+    if best is None:
+        return AddressMatch(MISSING, MISSING, MISSING, -1.0, None, None)
+    return best
+
+
+# ----------------------------------------------------------------------------- pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Grades of one (place, unit) pair and the values behind them, for explanations."""
+
+    levels: tuple[int, ...]          # graded levels, display order (GRADES)
+    name_same: float
+    name_similar: float
+    address: AddressMatch
+    distance_m: float | None
+    trade_name_known: bool = True
+
+    @property
+    def grades(self) -> str:
+        return grade_string(self.levels)
+
+    @property
+    def model_levels(self) -> tuple[int, ...]:
+        return model_levels(self.levels, trade_name_known=self.trade_name_known)
+
+
+def _set_level(a: frozenset[str], b: frozenset[str]) -> int:
+    if not a or not b:
+        return MISSING
+    return 0 if a & b else 1
+
+
+def distance_level(distance: float | None, grades: GradeConfig) -> int:
+    if distance is None:
+        return MISSING
+    if distance <= grades.distance_same_m:
+        return A
+    if distance <= grades.distance_near_m:
+        return B
+    return F
+
+
+def compare_fields(place: PlaceRecord, unit: UnitRecord, name_same: float,
+                   name_similar: float, grades: GradeConfig) -> Comparison:
+    """Grades for every field, given the (batch-computed) name similarity."""
+    addr = address_match(place.addresses, unit.addresses, unit.seat_addresses, grades)
+    if place.vats and unit.enterprise_number:
+        vat = 0 if unit.enterprise_number in place.vats else 1
+    else:
+        vat = MISSING
+    distance = (min_distance_m(place.points, unit.points)
+                if place.points and unit.points else None)
+    levels = (name_level(name_same, name_similar, grades), addr.street, addr.number,
+              addr.postcode, _set_level(place.phones, unit.phones),
+              _set_level(place.domains, unit.domains), vat, distance_level(distance, grades),
+              MISSING if unit.horeca is None else (0 if unit.horeca else 1))
+    return Comparison(levels, name_same, name_similar, addr, distance, unit.trade_name_known)
+
+
+def compare(place: PlaceRecord, unit: UnitRecord, grades: GradeConfig) -> Comparison:
+    """All grades of one pair (the slow, single-pair path used for explanations)."""
+    ns = name_score(place.names, unit.names)
+    return compare_fields(place, unit, ns.same, ns.similar, grades)
+
+
+def compare_many(place: PlaceRecord, units: Sequence[UnitRecord],
+                 grades: GradeConfig) -> list[Comparison]:
+    """`compare` of one place against many units, names scored in one batch."""
+    same, similar = name_scores_batch(place.names, units)
+    return [compare_fields(place, u, float(s), float(t), grades)
+            for u, s, t in zip(units, same, similar, strict=True)]
