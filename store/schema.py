@@ -288,7 +288,8 @@ def _v1(db: sqlite_utils.Database) -> None:
             score REAL,
             grades TEXT,               -- "name A, street B, ..."
             candidates TEXT,           -- JSON: top candidates with grades and scores
-            reason TEXT
+            reason TEXT,
+            candidate_units TEXT       -- JSON: every unit compared (blocking recall in evaluate)
         );
 
         CREATE TABLE verdicts (
