@@ -94,6 +94,7 @@ def run_import(name: str, extract: Path, args: list[str]) -> dict:
     result = {"command": shown, **figures,
               "units": counts["units"], "horeca_units": counts["horeca_units"],
               "activity_rows_staged": counts.get("activity_rows"),
+              "phase_seconds": counts.get("phase_seconds"),
               "target": TARGETS[name], "summary": summary}
     target = TARGETS[name]
     result["met"] = figures["wall_s"] <= target["seconds"] and (

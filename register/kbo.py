@@ -33,6 +33,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,8 @@ CREATE TABLE ent (ent TEXT, type TEXT, jform TEXT, start TEXT, src INT, line INT
 CREATE TABLE branch (id TEXT, ent TEXT);
 CREATE TABLE den (entity TEXT, t TEXT, l TEXT, name TEXT);
 CREATE TABLE con (entity TEXT, kind TEXT, value TEXT);
-CREATE TABLE act (entity TEXT, version TEXT, code TEXT, class TEXT);
+CREATE TABLE act (entity TEXT, items TEXT);  -- one row per entity (per run of rows)
+CREATE TABLE nace_hit (entity TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE decl (number TEXT PRIMARY KEY, workers REAL, turnover REAL);
 CREATE TABLE unit (unit_id TEXT PRIMARY KEY, ent TEXT, kind TEXT) WITHOUT ROWID;
 """
@@ -76,15 +78,15 @@ _NAME_ORDER = ("CASE t WHEN '003' THEN 0 WHEN '004' THEN 1 WHEN '001' THEN 2 "
                "WHEN '002' THEN 3 ELSE 9 END")
 _LANG = ("CASE l WHEN '0' THEN '' WHEN '1' THEN 'fr' WHEN '2' THEN 'nl' WHEN '3' THEN 'de' "
          "WHEN '4' THEN 'en' ELSE l END")
-_CLASS_ORDER = "CASE class WHEN 'MAIN' THEN 0 WHEN 'SECO' THEN 1 WHEN 'ANCI' THEN 2 ELSE 3 END"
 _IS_UNIT = "u.kind = 'establishment'"
 _ADDRESS = "street_fr, street_nl, house, box, zipcode, muni_fr, muni_nl"
 
 # One row per unit, in UNIT_COLUMNS order, except that the phones position carries every
-# contact as JSON [[kind, value], ...] (split in Python) and websites/emails are NULL.
-# Names and NACE are deduplicated and ordered here: unit level first; names commercial,
-# branch, legal, abbreviation; NACE MAIN, SECO, ANCI. {branch_names}/{branch_contacts}
-# add the enterprise's branches when branch.csv has rows for it.
+# contact as JSON [[kind, value], ...] and the nace/horeca positions the packed NACE items
+# of the unit and of its enterprise; Python finishes those (`finish_row`). Names are
+# deduplicated and ordered here: unit level first, then commercial, branch, legal,
+# abbreviation. {branch_names}/{branch_contacts} add the enterprise's branches when
+# branch.csv has rows for it.
 BUILD_QUERY = f"""
 SELECT replace(u.unit_id, '.', ''), replace(u.ent, '.', ''),
   CASE WHEN {_IS_UNIT} THEN replace(u.unit_id, '.', '') END,
@@ -107,17 +109,8 @@ SELECT replace(u.unit_id, '.', ''), replace(u.ent, '.', ''),
          {{branch_contacts}}
          ORDER BY lo, r)),
   NULL, NULL,
-  (SELECT nullif(json_group_array(json_object('code', code, 'version', version,
-                                               'classification', class, 'level', lvl)), '[]')
-   FROM (SELECT DISTINCT replace(trim(code), '.', '') AS code, version, class, lvl, lo,
-                {_CLASS_ORDER} AS ko
-         FROM (SELECT code, version, class, 'establishment' AS lvl, 0 AS lo FROM act
-                 WHERE act.entity = u.unit_id AND {_IS_UNIT}
-               UNION ALL SELECT code, version, class, 'enterprise', 1 FROM act
-                 WHERE act.entity = u.ent)
-         WHERE trim(code) <> ''
-         ORDER BY lo, ko, version, code)),
-  EXISTS (SELECT 1 FROM act WHERE act.entity IN (u.unit_id, u.ent) AND ({{horeca}})),
+  (SELECT group_concat(items, ';') FROM act WHERE act.entity = u.unit_id AND {_IS_UNIT}),
+  (SELECT group_concat(items, ';') FROM act WHERE act.entity = u.ent),
   e.jform, coalesce(e.type = '1', 0),
   CASE WHEN {_IS_UNIT} AND es.start IS NOT NULL THEN es.start ELSE e.start END,
   NULL, NULL,
@@ -140,13 +133,12 @@ _BRANCH_NAMES = ("UNION ALL SELECT d.t, d.l, d.name, 'enterprise', 1 FROM branch
 _BRANCH_CONTACTS = ("UNION ALL SELECT c.kind, c.value, 2, c.rowid FROM branch b "
                     "JOIN con c ON c.entity = b.id WHERE b.ent = u.ent")
 _CONTACTS_AT = UNIT_COLUMNS.index("phones")
+_NACE_AT = UNIT_COLUMNS.index("nace")
 
 
-def build_query(with_branches: bool, prefixes: tuple[str, ...] = HORECA_PREFIXES) -> str:
-    horeca = " OR ".join(f"code LIKE '{p}%'" for p in prefixes if p.isdigit())
+def build_query(with_branches: bool) -> str:
     return BUILD_QUERY.format(branch_names=_BRANCH_NAMES if with_branches else "",
-                              branch_contacts=_BRANCH_CONTACTS if with_branches else "",
-                              horeca=horeca or "0")
+                              branch_contacts=_BRANCH_CONTACTS if with_branches else "")
 
 
 @dataclass
@@ -212,20 +204,22 @@ class KboImport:
     def run(self) -> Iterator[tuple]:
         """Stage the extract, then yield one `register_units` row tuple per unit."""
         self.staging = Staging(self.opts.workdir)
+        phases: dict[str, float] = {}
+        self.counts["phase_seconds"] = phases
         try:
-            self._read_deletes()
-            self._stage_addresses()
-            self._stage_establishments()
-            self._choose_units()
-            self._stage_missing_seats()
-            self._stage_activities()
-            self._apply_nace_filter()
-            self._stage_enterprises()
-            self._stage_branches()
-            self._stage_denominations()
-            self._stage_contacts()
-            self._stage_declared()
+            for phase in (self._read_deletes, self._stage_addresses,
+                          self._stage_establishments, self._choose_units,
+                          self._stage_missing_seats, self._stage_activities,
+                          self._apply_nace_filter, self._stage_enterprises,
+                          self._stage_branches, self._stage_denominations,
+                          self._stage_contacts, self._stage_declared):
+                started = time.monotonic()
+                phase()
+                phases[phase.__name__.lstrip("_")] = round(time.monotonic() - started, 1)
+            started = time.monotonic()
             yield from self._build()
+            # includes the time the caller spent writing the rows
+            phases["build_and_write"] = round(time.monotonic() - started, 1)
         finally:
             self.staging.close()
             self.staging = None
@@ -434,23 +428,46 @@ class KboImport:
         return total
 
     def _stage_activities(self) -> None:
+        """One staging row per entity: its distinct (code, version, classification) items,
+        packed and ordered. The extract lists an entity's rows together (the published
+        files are sorted by number), so grouping consecutive rows turns 36 M rows into a
+        few million without holding more than one entity in memory; an unsorted file
+        only gives several rows per entity, merged when units are built."""
         keys = self._wanted() if self.regional else None
-        self.counts["activity_rows"] = self._load_all(
-            "activity", "INSERT INTO act VALUES (?,?,?,?)",
-            ("EntityNumber", "NaceVersion", "NaceCode", "Classification"), keys)
-        self.reporter.note("indexing activities")
+        prefixes = self.opts.nace
+        hits: list[tuple[str]] = []
+
+        def rows() -> Iterator[tuple[str, str]]:
+            current: str | None = None
+            items: dict[tuple[str, str, str], None] = {}
+            for _, part in self._stream(
+                    "activity", ("EntityNumber", "NaceCode", "NaceVersion", "Classification"),
+                    keys, with_lines=False):
+                for entity, code, version, cls in part:
+                    if entity != current:
+                        if items:
+                            yield current, pack_nace(items)
+                            if prefixes and matches_prefix(items, prefixes):
+                                hits.append((current,))
+                        current, items = entity, {}
+                    items[(code, version, cls)] = None
+            if items:
+                yield current, pack_nace(items)
+                if prefixes and matches_prefix(items, prefixes):
+                    hits.append((current,))
+
+        self.counts["activity_entities"] = self.st.load("INSERT INTO act VALUES (?,?)", rows())
         self.st.conn.execute("CREATE INDEX act_entity ON act (entity)")
+        if prefixes:
+            self.st.conn.executemany("INSERT OR IGNORE INTO nace_hit VALUES (?)", hits)
 
     def _apply_nace_filter(self) -> None:
         if not self.opts.nace:
             return
-        match = " OR ".join("code LIKE ?" for _ in self.opts.nace)
-        params = tuple(f"{p}%" for p in self.opts.nace)
         before = self.st.scalar("SELECT count(*) FROM unit")
         self.st.conn.execute(
-            f"DELETE FROM unit WHERE NOT EXISTS (SELECT 1 FROM act WHERE act.entity = "
-            f"unit.unit_id AND unit.kind = 'establishment' AND ({match})) AND NOT EXISTS "
-            f"(SELECT 1 FROM act WHERE act.entity = unit.ent AND ({match}))", params + params)
+            "DELETE FROM unit WHERE NOT (kind = 'establishment' AND unit_id IN "
+            "(SELECT entity FROM nace_hit)) AND ent NOT IN (SELECT entity FROM nace_hit)")
         self.counts["units_outside_nace_filter"] = before - self.st.scalar(
             "SELECT count(*) FROM unit")
 
@@ -575,11 +592,9 @@ class KboImport:
                  "seat_only_units": 0, "natural_person_units": 0, "units_without_address": 0}
         self.counts["tally"] = tally
         query = build_query(with_branches=bool(st.scalar("SELECT count(*) FROM branch")))
-        at = _CONTACTS_AT
         with self.reporter.counting("building units", total) as advance:
             for n, row in enumerate(st.conn.execute(query), 1):
-                if row[at] is not None:
-                    row = (*row[:at], *split_contacts(row[at]), *row[at + 3:])
+                row = finish_row(row)
                 tally["units"] += 1
                 tally["horeca_units"] += row[23]
                 tally["natural_person_units"] += row[25]
@@ -600,6 +615,64 @@ def _not_deleted(rows: Rows, deleted: frozenset[str], with_lines: bool) -> Rows:
 
 def _blank_none(values: tuple[str, ...]) -> tuple[str | None, ...]:
     return tuple((v.strip() or None) for v in values)
+
+
+_CLASS_ORDER = {"MAIN": 0, "SECO": 1, "ANCI": 2}
+_UNSAFE = re.compile(r"[^0-9A-Za-z]")
+
+
+def pack_nace(items: dict[tuple[str, str, str], None]) -> str:
+    """Distinct (code, version, classification) items -> 'code,version,class;...' ordered
+    MAIN, SECO, ANCI, then version and code. Values are reduced to letters and digits
+    (NACE codes without dots), so the separators can never occur inside one."""
+    cleaned = []
+    for code, version, cls in items:
+        code, version, cls = code.strip(), version.strip(), cls.strip()
+        if not (code.isalnum() and (version.isalnum() or not version)
+                and (cls.isalnum() or not cls)):
+            code, version, cls = (_UNSAFE.sub("", v) for v in (code, version, cls))
+        if code:
+            cleaned.append((_CLASS_ORDER.get(cls, 3), version, code, cls))
+    cleaned.sort()
+    return ";".join(f"{code},{version},{cls}" for _, version, code, cls in cleaned)
+
+
+def matches_prefix(items: dict[tuple[str, str, str], None], prefixes: tuple[str, ...]) -> bool:
+    return any(code.replace(".", "").strip().startswith(prefixes) for code, _, _ in items)
+
+
+def nace_json(packed: str | None, level: str, seen: set[str]) -> list[str]:
+    """JSON objects of one level's packed items, skipping those already in `seen`
+    (several staging rows for one entity, from an unsorted file, may repeat items)."""
+    out = []
+    if not packed:
+        return out
+    for item in packed.split(";"):
+        if item in seen:
+            continue
+        seen.add(item)
+        code, version, cls = item.split(",")
+        out.append(f'{{"code":"{code}","version":"{version}","classification":"{cls}",'
+                   f'"level":"{level}"}}')
+    return out
+
+
+def finish_row(row: tuple) -> tuple:
+    """Complete a BUILD_QUERY row: contacts into phones/websites/emails, packed NACE items
+    of both levels into the nace JSON and the HoReCa flag."""
+    contacts = row[_CONTACTS_AT]
+    unit_items, ent_items = row[_NACE_AT], row[_NACE_AT + 1]
+    seen: set[str] = set()
+    nace = nace_json(unit_items, "establishment", seen)
+    level_seen: set[str] = set()
+    nace += nace_json(ent_items, "enterprise", level_seen)
+    horeca = int(any(item.startswith(HORECA_PREFIXES)
+                     for item in (*seen, *level_seen)))
+    phones = websites = emails = None
+    if contacts is not None:
+        phones, websites, emails = split_contacts(contacts)
+    return (*row[:_CONTACTS_AT], phones, websites, emails,
+            f"[{','.join(nace)}]" if nace else None, horeca, *row[_NACE_AT + 2:])
 
 
 def split_contacts(contacts_json: str) -> tuple[str | None, str | None, str | None]:

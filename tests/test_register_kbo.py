@@ -229,6 +229,20 @@ def test_nace_codes_of_both_levels_with_version_and_classification(db, tmp_path)
     assert units_by_id(db)[digits(est(6))]["horeca"] == 0
 
 
+def test_unsorted_activity_file_gives_the_same_units(db, tmp_path):
+    run(db, write_world(tmp_path / "sorted"))
+    expected = units_by_id(db)
+    tables = world()
+    tables["activity"] = tables["activity"][::-1]  # every entity's rows apart and reversed
+    tables["activity"].insert(3, act(ent(1), "56101", group="006"))
+    run(db, write_world(tmp_path / "unsorted", tables))
+    got = units_by_id(db)
+    assert got.keys() == expected.keys()
+    for unit_id, unit in got.items():
+        assert sorted(map(str, unit["nace"])) == sorted(map(str, expected[unit_id]["nace"]))
+        assert unit["horeca"] == expected[unit_id]["horeca"]
+
+
 def test_enterprise_without_unit_is_kept_through_its_seat(db, tmp_path):
     run(db, write_world(tmp_path / "kbo"))
     e2 = units_by_id(db)[digits(ent(2))]
@@ -307,8 +321,9 @@ def test_activity_rows_outside_the_region_are_never_staged(db, tmp_path, monkeyp
 
     monkeypatch.setattr(kbo.Staging, "load", counting_load)
     run(db, write_world(tmp_path / "kbo"))
-    # 14 rows in the file; the one of U2 (Gent) and the one of E4 (unit in Antwerp) stay out
-    assert staged == [12]
+    # 14 rows for 11 entities in the file; U2 (Gent) and E4 (unit in Antwerp) stay out,
+    # and each remaining entity's rows are packed into one staging row
+    assert staged == [9]
 
 
 # ------------------------------------------------------------------ zip and updates
