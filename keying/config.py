@@ -92,7 +92,8 @@ class ScoringConfig:
     premises_lead: float = 3.0
     em_max_iterations: int = 60
     em_tolerance: float = 1e-5
-    random_pairs: int = 40_000            # random (place, unit) pairs to estimate u
+    random_pairs: int = 40_000            # random (place, unit) pairs to estimate u ...
+    sample_units: int = 2_000             # ... drawn from this many units sampled uniformly
     seed: int = 20260101                  # for the random pairs: same data -> same weights
     # Probabilities are clipped to keep one field from deciding alone on a sliver of data.
     min_probability: float = 1e-5

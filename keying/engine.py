@@ -476,4 +476,11 @@ class _Decider:
         return None
 
 
-__all__ = ["MISSING", "Decision", "KeyingRun", "Labels", "explain_pair", "key_places"]
+def key_region(*args: Any, **kwargs: Any) -> Any:
+    """`horeca.keying.store_io.key_region` (here too, for callers that look for it here)."""
+    from horeca.keying.store_io import key_region as _key_region
+    return _key_region(*args, **kwargs)
+
+
+__all__ = ["MISSING", "Decision", "KeyingRun", "Labels", "explain_pair", "key_places",
+           "key_region"]

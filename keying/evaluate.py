@@ -181,3 +181,105 @@ def outcomes_from_run(run: Any, places: Sequence[Any]) -> list[PlaceOutcome]:
     return [PlaceOutcome(d.place_id, list(by_id[d.place_id].listing_ids), d.outcome,
                          d.unit_id, run.candidates_of.get(d.place_id, []))
             for d in run.decisions]
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def outcomes_from_store(db: Any) -> list[PlaceOutcome]:
+    """Every place's outcome as the last `horeca key` stored it."""
+    import json
+
+    rows = db.query("SELECT p.id, p.listing_ids, k.outcome, k.unit_id, k.candidate_units "
+                    "FROM places p JOIN keying_results k ON k.place_id = p.id ORDER BY p.id")
+    return [PlaceOutcome(r["id"], json.loads(r["listing_ids"]), r["outcome"], r["unit_id"],
+                         json.loads(r["candidate_units"] or "[]")) for r in rows]
+
+
+def _require_results(db: Any) -> None:
+    if db.execute("SELECT count(*) FROM keying_results").fetchone()[0] == 0:
+        raise UserError("no keying results in this database yet", path="--db",
+                        fix="run `horeca key --region R` first, or pass the right --db")
+
+
+def evaluate_store(db: Any, truth_path: str | Path) -> dict[str, Any]:
+    """`evaluate` of the stored results against a truth file, with target status."""
+    truth = load_truth(truth_path)
+    _require_results(db)
+    report = evaluate(outcomes_from_store(db), truth)
+    report["labels"] = f"truth file {truth_path}"
+    report["targets"] = target_status(report)
+    return report
+
+
+def truth_from_verdicts(db: Any) -> dict[tuple[str, str], TruthRow]:
+    """Reviewed verdicts as truth rows (per listing), where a verdict settles the answer:
+    registered under N -> N; confirmed on a match -> that unit; confirmed on a doubt or
+    no-match -> absent from the register. Other verdicts teach nothing about the unit."""
+    from horeca.exports.verdicts import verdict_overrides
+
+    out: dict[tuple[str, str], TruthRow] = {}
+    for listing_id, o in verdict_overrides(db).items():
+        if o.verdict == "registered_under" and o.register_number:
+            unit = digits(o.register_number)
+        elif o.verdict == "confirmed" and o.outcome == "match" and o.unit_id:
+            unit = digits(o.unit_id)
+        elif o.verdict == "confirmed" and o.outcome in ("doubt", "no-match"):
+            unit = ""
+        else:
+            continue
+        out[_split_listing_id(listing_id)] = TruthRow(unit, o.place_id, ("reviewed",), True)
+    return out
+
+
+def evaluate_verdicts(db: Any) -> dict[str, Any]:
+    """`evaluate` of the stored results against reviewed verdicts (only reviewed places
+    count; a verdict given on the very row it judges flatters that row: read it as a
+    check, not as an unbiased estimate)."""
+    _require_results(db)
+    truth = truth_from_verdicts(db)
+    if not truth:
+        raise UserError("no verdict that settles a place's register unit yet",
+                        path="--verdicts",
+                        fix="import reviewed exports with `horeca review import FILE` first")
+    report = evaluate(outcomes_from_store(db), truth)
+    report["labels"] = "reviewed verdicts"
+    report["targets"] = target_status(report)
+    return report
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def render_report(report: Mapping[str, Any]) -> str:
+    """The evaluation as plain text for the terminal."""
+    targets = report.get("targets") or target_status(report)
+    goal = {"match_precision": ">= 99%", "match_recall": ">= 90%", "doubt_share": "<= 8%",
+            "no_match_precision": ">= 90%", "blocking_recall": ">= 99.5%"}
+    label = {"match_precision": "match precision", "match_recall": "match recall (registered)",
+             "doubt_share": "doubt share", "no_match_precision": "no-match precision",
+             "blocking_recall": "blocking recall"}
+    o = report["outcomes"]
+    lines = [f"Labels: {report.get('labels', 'truth')}. Places judged: {report['places']} "
+             f"({report['registered_places']} registered, {report['absent_places']} absent); "
+             f"outcomes: {o['match']} match, {o['doubt']} doubt, {o['no-match']} no-match."]
+    for key in TARGETS:
+        ok = targets.get(key)
+        mark = "n/a" if ok is None else ("met" if ok else "MISSED")
+        lines.append(f"  {label[key]:<28} {_pct(report.get(key)):>7}   target {goal[key]:<9} "
+                     f"{mark}")
+    c = report["consolidation"]
+    lines.append(f"  consolidation: {c['impure_places']} places mixing businesses, "
+                 f"{c['businesses_split']} businesses split over several places")
+    lines.append("")
+    header = ("difficulty", "match ok", "wrong unit", "doubt", "no-match", "absent->match",
+              "absent->doubt", "absent->no-m.")
+    widths = (16, 9, 10, 6, 9, 14, 14, 14)
+    lines.append(" ".join(h.rjust(w) if i else h.ljust(w)
+                          for i, (h, w) in enumerate(zip(header, widths, strict=True))))
+    for diff, row in report["by_difficulty"].items():
+        cells = [diff.ljust(widths[0])] + [str(row[c]).rjust(w)
+                                           for c, w in zip(COLUMNS, widths[1:], strict=True)]
+        lines.append(" ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""The keying step's edges: read listings, geocodes and the register from the store, write
+places and keying results back. Everything between is pure (records, consolidate, block,
+engine).
+
+`key_region` is the library entry point used by `horeca key` and `horeca run`:
+
+    listings in the region -> places -> one pass over the active register snapshot ->
+    decisions -> `places` + `keying_results` replaced in one transaction, audited.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from horeca.errors import UserError
+from horeca.keying.blocking import block
+from horeca.keying.config import KeyingConfig, load_config
+from horeca.keying.consolidate import consolidate, platform_domains
+from horeca.keying.engine import OUTCOMES, KeyingRun, Labels, key_places
+from horeca.keying.records import PlaceRecord, prepare_listing
+from horeca.legal_gate import audit
+from horeca.normalize import normalize_postcode
+from horeca.region import Region
+from horeca.store import transaction
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class KeyingSummary:
+    """What `horeca key` reports and records."""
+
+    region: str
+    snapshot_id: int
+    listings: int
+    places: int
+    units_scanned: int
+    pairs: int
+    counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    blocking: dict[str, Any] = field(default_factory=dict)
+    labelled_places: int = 0
+
+    def as_counts(self) -> dict[str, Any]:
+        return {"region": self.region, "snapshot_id": self.snapshot_id,
+                "listings": self.listings, "places": self.places,
+                "units_scanned": self.units_scanned, "pairs": self.pairs, **self.counts,
+                "labelled_places": self.labelled_places,
+                "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+                "registered_share": self.model.get("prior"),
+                "random_pairs": self.model.get("random_pairs")}
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _in_region(region: Region | None, listing: Mapping[str, Any], country: str) -> bool:
+    """Listings tagged for the region, or whose postcode / coordinates fall in it."""
+    if region is None:
+        return True
+    postcode = listing.get("postcode")
+    code = normalize_postcode(str(postcode), country) if postcode else None
+    if code:
+        return region.contains_postcode(code)
+    if listing.get("region"):
+        return listing["region"] == region.name
+    lat, lon = listing.get("lat"), listing.get("lon")
+    if lat is not None and lon is not None and region.bbox is not None:
+        return region.contains_point(lat, lon)
+    return True
+
+
+def load_listings(db: sqlite_utils.Database, region: Region | None = None,
+                  country: str = "BE") -> tuple[list[dict[str, Any]], dict[str, dict]]:
+    """Listings of the region and their geocodes ({listing id: {lat, lon}})."""
+    listings = [row for row in db.query("SELECT * FROM listings ORDER BY id")
+                if _in_region(region, row, country)]
+    wanted = {row["id"] for row in listings}
+    geocodes = {
+        row["entity_id"]: row for row in db.query(
+            "SELECT entity_id, lat, lon FROM entity_geocodes WHERE entity_kind = 'listing' "
+            "AND lat IS NOT NULL AND lon IS NOT NULL")
+        if row["entity_id"] in wanted}
+    return listings, geocodes
+
+
+def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
+    row = db.execute("SELECT id FROM register_snapshots WHERE region = ? AND status = 'active' "
+                     "ORDER BY id DESC LIMIT 1", [region_key]).fetchone()
+    if row is None:
+        known = [r[0] for r in db.execute(
+            "SELECT DISTINCT region FROM register_snapshots WHERE status = 'active'")]
+        hint = f" (active registers: {', '.join(known)})" if known else ""
+        raise UserError(f"no active register snapshot for region {region_key!r}{hint}",
+                        path="--region",
+                        fix=f"run `horeca register import PATH --region {region_key}` first")
+    return int(row[0])
+
+
+def iter_register(db: sqlite_utils.Database, snapshot_id: int) -> Iterator[dict[str, Any]]:
+    """Every unit of a snapshot, geocoded coordinates in lat/lon when there are some.
+
+    Streams: one row at a time, so a national register never sits in memory.
+    """
+    cur = db.conn.execute(
+        "SELECT u.*, e.lat AS geo_lat, e.lon AS geo_lon FROM register_units u "
+        "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' AND e.entity_id = u.unit_id "
+        "AND e.lat IS NOT NULL WHERE u.snapshot_id = ?", [snapshot_id])
+    columns = [d[0] for d in cur.description]
+    for values in cur:
+        row = dict(zip(columns, values, strict=True))
+        if row.get("geo_lat") is not None:
+            row["lat"], row["lon"] = row["geo_lat"], row["geo_lon"]
+        yield row
+
+
+def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> Labels | None:
+    """What reviewed verdicts say about this run's places (see exports/verdicts.py)."""
+    if db.execute("SELECT count(*) FROM verdicts").fetchone()[0] == 0:
+        return None
+    from horeca.exports.verdicts import review_labels as _labels
+
+    found = _labels(db, [(p.id, p.listing_ids) for p in places])
+    return Labels(dict(found.pairs), dict(found.registered_under), frozenset(found.absent))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def result_rows(run: KeyingRun, places: Sequence[PlaceRecord], snapshot_id: int,
+                run_id: int | None) -> tuple[list[dict], list[dict]]:
+    """`places` and `keying_results` rows of a run."""
+    place_rows = [{"id": p.id, "run_id": run_id, "listing_ids": json.dumps(list(p.listing_ids)),
+                   "name": p.names.display[0] if p.names.display else None,
+                   "evidence": json.dumps(p.evidence, ensure_ascii=False, default=str)}
+                  for p in places]
+    result = [{"place_id": d.place_id, "run_id": run_id, "snapshot_id": snapshot_id,
+               "outcome": d.outcome, "unit_id": d.unit_id,
+               "score": None if d.score is None else round(d.score, 6), "grades": d.grades,
+               "candidates": json.dumps(d.candidates, ensure_ascii=False),
+               "reason": d.reason,
+               "candidate_units": json.dumps(run.candidates_of.get(d.place_id, []))}
+              for d in run.decisions]
+    return place_rows, result
+
+
+def write_results(db: sqlite_utils.Database, run: KeyingRun, places: Sequence[PlaceRecord],
+                  snapshot_id: int, run_id: int | None) -> None:
+    """Replace every previous place and keying result with this run's, atomically."""
+    place_rows, result = result_rows(run, places, snapshot_id, run_id)
+    with transaction(db):
+        db.conn.execute("DELETE FROM keying_results")
+        db.conn.execute("DELETE FROM places")
+        if place_rows:
+            db["places"].insert_all(place_rows)
+        if result:
+            db["keying_results"].insert_all(result)
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+def prepare_places(listings: Sequence[Mapping[str, Any]], geocodes: Mapping[str, Mapping],
+                   config: KeyingConfig) -> list[PlaceRecord]:
+    """Listings -> comparison-ready records -> consolidated places (pure)."""
+    ignored = platform_domains(listings, config.consolidation.max_listings_per_domain)
+    records = [prepare_listing(row, country=config.country, geocode=geocodes.get(row["id"]),
+                               ignored_domains=ignored) for row in listings]
+    return consolidate(records, config.consolidation)
+
+
+def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | None = None,
+               config_path: str | Path | None = None, config: KeyingConfig | None = None,
+               run_id: int | None = None, actor: str | None = None,
+               purpose: str | None = None, progress: Progress | None = None,
+               use_verdicts: bool = True) -> KeyingSummary:
+    """Key every listing of the region against its active register snapshot and store
+    the results (replacing the previous ones). Idempotent: same data, same rows."""
+    config = config or load_config(config_path)
+    snapshot_id = active_snapshot_id(db, region_key)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    listings, geocodes = load_listings(db, region, config.country)
+    if not listings:
+        raise UserError(f"no listings in region {region_key!r} to key", path="--region",
+                        fix="crawl first (`horeca crawl` or `horeca listings import`)")
+    places = prepare_places(listings, geocodes, config)
+    seconds["consolidate"] = time.perf_counter() - t0
+    total_units = db.execute("SELECT count(*) FROM register_units WHERE snapshot_id = ?",
+                             [snapshot_id]).fetchone()[0]
+
+    def units() -> Iterator[dict[str, Any]]:
+        for k, unit in enumerate(iter_register(db, snapshot_id), 1):
+            if progress and k % 20_000 == 0:
+                progress("register", k, total_units)
+            yield unit
+
+    t0 = time.perf_counter()
+    cands = block(places, units(), config.blocking, country=config.country,
+                  sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+    seconds["block"] = time.perf_counter() - t0
+    if progress:
+        progress("register", total_units, total_units)
+    labels = review_labels(db, places) if use_verdicts else None
+    t0 = time.perf_counter()
+    run = key_places(places, cands, config, labels)
+    seconds["compare_score_assign"] = time.perf_counter() - t0
+    summary = KeyingSummary(
+        region=region_key, snapshot_id=snapshot_id, listings=len(listings),
+        places=len(places), units_scanned=cands.units_scanned, pairs=run.pairs,
+        counts={o: run.counts.get(o, 0) for o in OUTCOMES}, seconds=seconds,
+        model=run.model.as_dict(), blocking=run.blocking,
+        labelled_places=0 if labels is None else len(
+            {p for p, _ in labels.pairs} | set(labels.registered_under) | set(labels.absent)))
+    with transaction(db):
+        write_results(db, run, places, snapshot_id, run_id)
+        audit.record(db, "key", actor=actor, source=f"register snapshot {snapshot_id}",
+                     target="keying_results", rows=len(run.decisions), purpose=purpose,
+                     details={"region": region_key, "run_id": run_id, **summary.counts,
+                              "places": len(places), "listings": len(listings),
+                              "config": config.as_dict(),
+                              "model": {"prior": summary.model.get("prior"),
+                                        "weights": {f: {lv: v["bits"] for lv, v in lvs.items()}
+                                                    for f, lvs in
+                                                    summary.model["fields"].items()}}})
+    return summary
