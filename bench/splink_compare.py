@@ -1,0 +1,230 @@
+"""Benchmark: horeca and Splink side by side on the same data, from the same run.
+
+    .venv/bin/python -m bench compare                  # the demo region (about 2 minutes)
+    .venv/bin/python -m bench compare --scale large    # 10x register and businesses
+    .venv/bin/python -m bench compare --scale all      # both
+    (the same as .venv/bin/python -m bench.splink_compare ...)
+
+For each scale, four processes run one after the other, each measured on its own
+(wall time from outside, CPU time, peak resident memory):
+
+1. horeca prepare (bench/compare_horeca.py): register import, listings, gazetteer,
+   offline geocoding into a fresh store. Demo: a real crawl of the fixture sites through
+   the legal gate. Large: the generated records loaded through `listings import` (the
+   spiders' own minimisation and parsing steps), no crawl.
+2. Splink (bench/splink_model.py): reads that prepared store and links listings to
+   register units, trained without labels, match probability >= 0.9, best unit per
+   listing.
+3. horeca key (bench/compare_horeca.py): keys the same store.
+4. Scoring (bench/compare_metrics.py): precision, recall, F1 of matches per listing
+   against the world's truth file, identically for both; horeca's doubt share.
+
+Results go to bench/results/compare-<scale>.json; docs/benchmarks.md ("Side by side with
+Splink") quotes them. Splink is a benchmark-only extra: `make bench` installs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.compare_metrics import horeca_answers, listing_scores, splink_answers
+from bench.compare_world import DATA, ROOT, WorldFiles, world_for
+from bench.splink_model import INSTALL_HINT
+
+RESULTS = ROOT / "bench" / "results"
+PYTHON = sys.executable
+THRESHOLD = 0.9
+SWEEP = (0.5, 0.8, 0.9, 0.95, 0.99)
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "load_average_at_start": os.getloadavg()[0]}
+
+
+def splink_installed() -> bool:
+    probe = subprocess.run([PYTHON, "-c", "import splink, duckdb"], capture_output=True)
+    return probe.returncode == 0
+
+
+def run_child(label: str, args: list[str], report: Path) -> dict[str, Any]:
+    """Run one measured process; returns its own report plus outside wall and CPU time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run([PYTHON, *args], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shown = [line for line in proc.stderr.splitlines() if line.startswith(("[horeca]",
+                                                                           "[splink]"))]
+    for line in shown:
+        print(f"  {line}", flush=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"[{label}] failed with status {proc.returncode}")
+    out = json.loads(report.read_text())
+    out["outside_wall_s"] = round(wall, 2)
+    out["cpu_s"] = round((after.ru_utime - before.ru_utime)
+                         + (after.ru_stime - before.ru_stime), 2)
+    return out
+
+
+def _fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def prepare(world: WorldFiles, db: Path, work: Path) -> dict[str, Any]:
+    args = ["-m", "bench.compare_horeca", "prepare", "--scale", world.scale, "--db", str(db),
+            "--out", str(work / "prepare.json")]
+    if world.sites is None:
+        return run_child("horeca prepare", args, work / "prepare.json")
+    from horeca.fixtures.server import serve_sites
+
+    with serve_sites(world.sites) as proxy:
+        return run_child("horeca prepare", [*args, "--proxy", proxy], work / "prepare.json")
+
+
+def sweep(predictions: dict[str, list], listing_ids: list[str], truth: Any
+          ) -> dict[str, dict[str, Any]]:
+    """Splink's scores at other thresholds (the best unit per listing does not change)."""
+    out = {}
+    for t in SWEEP:
+        kept = {lid: v for lid, v in predictions.items() if v[1] >= t}
+        s = listing_scores(splink_answers(listing_ids, kept), truth)
+        out[str(t)] = {k: s[k] for k in ("matched", "precision", "recall", "f1")}
+    return out
+
+
+def place_level(db: Path, truth_path: Path) -> dict[str, Any] | None:
+    """horeca's own evaluation (per place), when keying provides it."""
+    try:
+        from horeca.keying.evaluate import evaluate_store
+        from horeca.store import open_db
+    except ImportError:
+        return None
+    report = evaluate_store(open_db(db), truth_path)
+    keep = ("places", "match_precision", "match_recall", "doubt_share", "no_match_precision",
+            "blocking_recall")
+    return {k: report.get(k) for k in keep}
+
+
+def compare(scale: str, *, threshold: float, keep: bool, regenerate: bool) -> dict[str, Any]:
+    from horeca.keying.evaluate import load_truth
+
+    print(f"== {scale}", flush=True)
+    world = world_for(scale, regenerate=regenerate)
+    work = DATA / f"compare-{scale}" / "run"
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "store.db"
+    _fresh(db)
+    result: dict[str, Any] = {
+        "scale": scale, "machine": machine(), "threshold": threshold,
+        "command": f".venv/bin/python -m bench compare --scale {scale}",
+        "listings_loaded_by": world.loading, "world_sizes": world.sizes,
+        "world_generate_s": world.generate_s}
+    print("[1/3] horeca: register import, listings, gazetteer, geocode", flush=True)
+    prep = prepare(world, db, work)
+    print("[2/3] Splink: prepare, train (no labels), predict", flush=True)
+    lowest = min(*SWEEP, threshold)
+    spl = run_child("splink", ["-m", "bench.splink_model", "--db", str(db), "--out",
+                               str(work / "splink.json"), "--threshold", str(lowest)],
+                    work / "splink.json")
+    print("[3/3] horeca: key", flush=True)
+    key = run_child("horeca key", ["-m", "bench.compare_horeca", "key", "--db", str(db),
+                                   "--out", str(work / "key.json")], work / "key.json")
+
+    truth = load_truth(world.truth)
+    answers, shares = horeca_answers(db)
+    ids = list(answers)
+    predictions = spl.pop("predictions")
+    chosen = {lid: v for lid, v in predictions.items() if v[1] >= threshold}
+    result["horeca"] = {
+        "scores": listing_scores(answers, truth), **shares,
+        "key": {"wall_s": key["outside_wall_s"], "cpu_s": key["cpu_s"],
+                "peak_mb": key["peak_mb"]["self"], "inside_s": key["seconds"]},
+        "prepare": {"wall_s": prep["outside_wall_s"], "cpu_s": prep["cpu_s"],
+                    "peak_mb": prep["peak_mb"], "stages_s": prep["seconds"],
+                    "facts": prep["facts"]},
+        "chain_wall_s": round(prep["outside_wall_s"] + key["outside_wall_s"], 2),
+        "place_level": place_level(db, world.truth)}
+    result["splink"] = {
+        "scores": listing_scores(splink_answers(ids, chosen), truth),
+        "wall_s": spl["outside_wall_s"], "cpu_s": spl["cpu_s"], "peak_mb": spl["peak_mb"],
+        "inside_s": spl["seconds"], "model": spl["model"], "sweep": sweep(predictions, ids,
+                                                                           truth)}
+    result["listings"] = len(ids)
+    result["register_units"] = spl["units"]
+    if not keep:
+        _fresh(db)
+        shutil.rmtree(work / "tmp", ignore_errors=True)
+    return result
+
+
+def table(r: dict[str, Any]) -> str:
+    """The markdown rows docs/benchmarks.md quotes."""
+    h, s = r["horeca"], r["splink"]
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f} %"
+
+    rows = [
+        "| | horeca | Splink 4 (DuckDB) |", "|---|---|---|",
+        f"| precision of matches | {pct(h['scores']['precision'])} | "
+        f"{pct(s['scores']['precision'])} |",
+        f"| recall of matches | {pct(h['scores']['recall'])} | {pct(s['scores']['recall'])} |",
+        f"| F1 | {pct(h['scores']['f1'])} | {pct(s['scores']['f1'])} |",
+        f"| listings matched (correct / wrong unit / not registered) | "
+        f"{h['scores']['matched']} ({h['scores']['correct']} / {h['scores']['wrong_unit']} / "
+        f"{h['scores']['matched_but_absent']}) | {s['scores']['matched']} "
+        f"({s['scores']['correct']} / {s['scores']['wrong_unit']} / "
+        f"{s['scores']['matched_but_absent']}) |",
+        f"| doubt (left to a person) | {pct(h['doubt_share_places'])} of places, "
+        f"{pct(h['doubt_share_listings'])} of listings | - |",
+        f"| keying wall time | {h['key']['wall_s']:.1f} s | {s['wall_s']:.1f} s |",
+        f"| keying CPU time | {h['key']['cpu_s']:.1f} s | {s['cpu_s']:.1f} s |",
+        f"| keying peak RSS | {h['key']['peak_mb']:.0f} MB | {s['peak_mb']:.0f} MB |",
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=["demo", "large", "all"], default="demo")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD,
+                        help="Splink's match probability threshold (default 0.9)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the prepared store in bench/data/compare-<scale>/run/")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="regenerate the large world even if it exists")
+    args = parser.parse_args(argv)
+    if not splink_installed():
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    scales = ["demo", "large"] if args.scale == "all" else [args.scale]
+    for scale in scales:
+        result = compare(scale, threshold=args.threshold, keep=args.keep,
+                         regenerate=args.regenerate)
+        out = RESULTS / f"compare-{scale}.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(table(result))
+        with contextlib.suppress(ValueError):
+            out = out.relative_to(ROOT)
+        print(f"results in {out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
