@@ -8,8 +8,9 @@ extract) streams past once and each unit is looked up under its keys:
 | vat        | enterprise number                     | the enterprise a listing names     |
 | phone      | E.164 number                          | any number the unit declared       |
 | domain     | registered domain of website / e-mail | the unit's own site                |
-| address    | (street core, house number)           | the door, whatever the postcode    |
-| street     | (postcode, street core)               | the street, whatever the number    |
+| address    | (postcode, street core, house number) | the door                           |
+| street     | (postcode, street core)               | the street, for places without a   |
+|            |                                       | house number                       |
 | name       | every word of a name, sorted          | the same name anywhere, even when  |
 |            | (articles and legal forms left out)   | each of its words is common        |
 | token      | a rare name word                      | the name anywhere in the register  |
@@ -41,12 +42,9 @@ from horeca.keying.records import (
     valid_point,
 )
 from horeca.normalize import (
-    FREE_MAIL_DOMAINS,
     LEGAL_FORMS,
-    email_domain,
     normalize_postcode,
     parse_house_number,
-    registered_domain,
     street_core,
 )
 
@@ -60,6 +58,19 @@ def name_key(words: Iterable[str]) -> str:
     """A name as a blocking key: its words without articles and legal forms, sorted."""
     return " ".join(sorted({w for w in words if w not in FUNCTION_WORDS
                             and w not in LEGAL_FORMS}))
+
+
+def _domain_candidates(value: Any) -> tuple[str, ...]:
+    """The host's last two and three labels: whichever is the registered domain, it is one
+    of them, and a place's domain is looked up among them without parsing the URL."""
+    if not isinstance(value, str) or not value:
+        return ()
+    host = value.rsplit("@", 1)[-1] if "@" in value else value
+    host = host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].strip().lower().rstrip(".")
+    labels = host.split(".")
+    if len(labels) < 2:
+        return ()
+    return (".".join(labels[-2:]), ".".join(labels[-3:])) if len(labels) > 2 else (host,)
 
 
 def reasons_of(mask: int) -> list[str]:
@@ -104,11 +115,19 @@ class Blocker:
         lats = [p[0] for place in places for p in place.points]
         self.lat0 = sum(lats) / len(lats) if lats else 50.85
         self.m_per_deg_lon = M_PER_DEG * math.cos(math.radians(self.lat0))
-        self.cells: dict[tuple[int, int], list[tuple[int, float, float]]] = {}
+        self.cells: dict[tuple[int, int], list[tuple[int, float, float, int]]] = {}
+        self.place_postcodes: set[str] = set()
+        self.place_streets: set[tuple[str, str]] = set()
         for i, place in enumerate(places):
             self._index_place(i, place)
+        points = [p for place in places for p in place.points]
+        pad = 2 * config.grid_m / M_PER_DEG
+        self.extent = ((min(p[0] for p in points) - pad, min(p[1] for p in points) - 2 * pad,
+                        max(p[0] for p in points) + pad, max(p[1] for p in points) + 2 * pad)
+                       if points else (0.0, 0.0, -1.0, -1.0))
         # Buckets: kind -> key -> unit slots; None once the key has overflowed.
         self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
+        # (near: each place keeps its nearest units in a max-heap of (-squared distance, slot))
         self.near: list[list[tuple[float, int]]] = [[] for _ in places]  # max-heaps (-d, slot)
         self.retained: list[Mapping[str, Any]] = []
         self.geocodes: list[Mapping[str, Any] | None] = []
@@ -146,12 +165,14 @@ class Blocker:
         for domain in place.domains:
             self._add("domain", domain, i)
         postcodes = sorted(place.postcodes)
+        self.place_postcodes.update(postcodes)
         for addr in place.addresses:
-            if not addr.core:
+            if not addr.core or not addr.postcode:
                 continue
+            self.place_streets.add((addr.postcode, addr.core))
             for n in _numbers(addr.lo, addr.hi):
-                self._add("address", (addr.core, n), i)
-            if addr.postcode and addr.lo is None:
+                self._add("address", (addr.postcode, addr.core, n), i)
+            if addr.lo is None:
                 # Without a house number the street is all there is to go on.
                 self._add("street", (addr.postcode, addr.core), i)
         for full in place.names.full:
@@ -166,72 +187,48 @@ class Blocker:
                 self._add("local", (pc, token), i)
         # Each place sits in the 3x3 block of cells around each of its points, so a unit
         # within `grid_m` of the place is found by looking up the unit's own cell only.
+        # Places with a full address need only their nearest few neighbours (the door is
+        # found by the address key); the others rely on distance more.
+        full = any(a.core and a.lo is not None and a.postcode for a in place.addresses)
+        keep = self.config.max_nearest_with_address if full else self.config.max_nearest
         for lat, lon in set(place.points):
             cy, cx = self._cell(lat, lon)
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
-                    self.cells.setdefault((cy + dy, cx + dx), []).append((i, lat, lon))
+                    self.cells.setdefault((cy + dy, cx + dx), []).append((i, lat, lon, keep))
 
     # ------------------------------------------------------------------ units
 
-    def _unit_keys(self, unit: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
-        number = unit.get("enterprise_number")
-        if number:
-            yield "vat", str(number).replace(".", "")
-        phones = unit.get("phones")
-        if phones and phones != "[]":
-            for phone in json_list(phones):
-                if isinstance(phone, str):
-                    yield "phone", phone
-        for column in ("websites", "emails"):
-            values = unit.get(column)
-            if values and values != "[]":
-                for value in json_list(values):
-                    if not isinstance(value, str):
-                        continue
-                    d = email_domain(value) if column == "emails" else registered_domain(value)
-                    if d and d not in FREE_MAIL_DOMAINS:
-                        yield "domain", d
-        postcodes: list[str] = []
-        for prefix in ("", "seat_"):
-            pc_raw = unit.get(f"{prefix}postcode")
-            pc = normalize_postcode(str(pc_raw), self.country) if pc_raw else None
-            if pc:
-                postcodes.append(pc)
-            number_text = unit.get(f"{prefix}house_number")
-            lo, hi, _ = parse_house_number(str(number_text)) if number_text else (None, None, "")
-            for lang in ("fr", "nl"):
-                street = unit.get(f"{prefix}street_{lang}")
-                if not street:
-                    continue
-                core = street_core(street)
-                if not core:
-                    continue
-                for n in _numbers(lo, hi):
-                    yield "address", (core, n)
-                if pc:
-                    yield "street", (pc, core)
-        names = unit.get("names")
-        if names:
-            seen: set[str] = set()
-            for entry in json_list(names):
-                text = entry.get("name") if isinstance(entry, Mapping) else entry
-                if not isinstance(text, str):
-                    continue
-                words = quick_tokens(text)
-                key = name_key(words)
-                if key:
-                    yield "name", key
-                for token in words:
-                    if token in seen:
-                        continue
-                    seen.add(token)
-                    yield "token", token
-                    for pc in postcodes:
-                        yield "local", (pc, token)
+    def _hit(self, kind: str, key: Any, slot: int) -> bool:
+        """File the unit under one key; False once the key is too common to mean much."""
+        kb = self.buckets[kind]
+        bucket = kb.get(key)
+        if bucket is None:
+            if key in kb:
+                return False  # overflowed earlier
+            kb[key] = [slot]
+            return True
+        if len(bucket) >= self._limits[kind]:
+            kb[key] = None
+            return False
+        bucket.append(slot)
+        return True
+
+    def _postcode(self, value: Any) -> str | None:
+        if not value:
+            return None
+        text = str(value)
+        if len(text) == 4 and text.isdigit():  # the register's usual form: no work to do
+            return text
+        return normalize_postcode(text, self.country)
 
     def offer(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None) -> None:
-        """Look one register unit up under each of its keys; keep it if any key hits."""
+        """Look one register unit up under each of its keys; keep it if any key hits.
+
+        Written for speed (it runs once per unit of a national register): every lookup is
+        a set or dict membership test, and a unit's costly parts (names, streets) are only
+        looked at when some place could share them.
+        """
         self.scanned += 1
         if len(self.sample) < self.sample_size:
             self.sample.append((unit, geocode))
@@ -240,57 +237,110 @@ class Blocker:
             if r < self.sample_size:
                 self.sample[r] = (unit, geocode)
         slot = len(self.retained)
-        hit = False
-        index, buckets, limits = self.index, self.buckets, self._limits
-        seen_keys: set[tuple[str, Any]] = set()
+        index = self.index
+        hits: list[tuple[str, Any]] = []
+        number = unit.get("enterprise_number")
+        if number:
+            key = str(number).replace(".", "")
+            if key in index["vat"]:
+                hits.append(("vat", key))
+        phones = unit.get("phones")
+        if phones and index["phone"]:
+            for phone in json_list(phones):
+                if phone in index["phone"]:
+                    hits.append(("phone", phone))
+        if index["domain"]:
+            for column in ("websites", "emails"):
+                values = unit.get(column)
+                if values:
+                    for value in json_list(values):
+                        for cand in _domain_candidates(value):
+                            if cand in index["domain"]:
+                                hits.append(("domain", cand))
+        pc = self._postcode(unit.get("postcode"))
+        seat_pc = self._postcode(unit.get("seat_postcode"))
+        postcodes = [p for p in (pc, seat_pc) if p and p in self.place_postcodes]
+        for prefix, code in (("", pc), ("seat_", seat_pc)):
+            if not code or code not in self.place_postcodes:
+                continue
+            for lang in ("fr", "nl"):
+                street = unit.get(f"{prefix}street_{lang}")
+                if not street:
+                    continue
+                core = street_core(street)
+                if (code, core) not in self.place_streets:
+                    continue
+                if (code, core) in index["street"]:
+                    hits.append(("street", (code, core)))
+                number_text = unit.get(f"{prefix}house_number")
+                if number_text:
+                    lo, hi, _ = parse_house_number(str(number_text))
+                    for n in _numbers(lo, hi):
+                        if (code, core, n) in index["address"]:
+                            hits.append(("address", (code, core, n)))
+        names = unit.get("names")
+        parsed = json_list(names) if names else []
+        seen: set[str] = set()
         df = self.token_df
-        for kind, key in self._unit_keys(unit):
-            if key not in index[kind] or (kind, key) in seen_keys:
+        for entry in parsed:
+            text = entry.get("name") if isinstance(entry, Mapping) else entry
+            if not isinstance(text, str):
                 continue
-            seen_keys.add((kind, key))
-            if kind == "token":
-                df[key] = df.get(key, 0) + 1  # counted even once the key is too common
-            kb = buckets[kind]
-            bucket = kb.get(key, [])
-            if bucket is None:
-                continue
-            if len(bucket) >= limits[kind]:
-                kb[key] = None  # too common to identify anything
-                continue
-            bucket.append(slot)
-            kb[key] = bucket
-            hit = True
+            words = quick_tokens(text)
+            key = name_key(words)
+            if key in index["name"]:
+                hits.append(("name", key))
+            for word in words:
+                if word in seen:
+                    continue
+                seen.add(word)
+                if word in index["token"]:
+                    df[word] = df.get(word, 0) + 1  # counted even once too common
+                    hits.append(("token", word))
+                    for code in postcodes:
+                        if (code, word) in index["local"]:
+                            hits.append(("local", (code, word)))
+        kept = False
+        done: set[tuple[str, Any]] = set()
+        for hit in hits:
+            if hit not in done:
+                done.add(hit)
+                kept = self._hit(hit[0], hit[1], slot) or kept
         point = None
         if geocode:
             point = valid_point(geocode.get("lat"), geocode.get("lon"))
         if point is None:
             point = valid_point(unit.get("lat"), unit.get("lon"))
         if point is not None and self._offer_near(slot, point):
-            hit = True
-        if hit:
-            self.retained.append(unit)
+            kept = True
+        if kept:
+            self.retained.append(dict(unit, names=parsed) if names else unit)
             self.geocodes.append(geocode)
 
     def _offer_near(self, slot: int, point: tuple[float, float]) -> bool:
-        entries = self.cells.get(self._cell(*point))
+        lat, lon = point
+        south, west, north, east = self.extent
+        if not (south <= lat <= north and west <= lon <= east):
+            return False  # far from every place: no cell to look at
+        entries = self.cells.get(self._cell(lat, lon))
         if not entries:
             return False
-        limit = self.config.max_distance_m
-        keep = self.config.max_nearest
-        lat, lon = point
+        limit2 = self.config.max_distance_m ** 2
+        m_lon = self.m_per_deg_lon
         hit = False
-        for i, plat, plon in entries:
+        near = self.near
+        for i, plat, plon, keep in entries:
             dy = (lat - plat) * M_PER_DEG
-            dx = (lon - plon) * self.m_per_deg_lon
-            d = math.hypot(dx, dy)
-            if d > limit:
+            dx = (lon - plon) * m_lon
+            d2 = dx * dx + dy * dy
+            if d2 > limit2:
                 continue
-            heap = self.near[i]
+            heap = near[i]
             if len(heap) < keep:
-                heapq.heappush(heap, (-d, slot))
+                heapq.heappush(heap, (-d2, slot))
                 hit = True
-            elif -heap[0][0] > d:
-                heapq.heapreplace(heap, (-d, slot))
+            elif -heap[0][0] > d2:
+                heapq.heapreplace(heap, (-d2, slot))
                 hit = True
         return hit
 

@@ -25,6 +25,10 @@ def key_command(
         None, "--config", envvar=ENV_CONFIG, metavar="FILE",
         help="keying.toml with thresholds, grade cut-offs and blocking limits "
              "(see docs/methodology.md); defaults otherwise."),
+    snapshot_region: str = typer.Option(
+        None, "--snapshot-region", metavar="NAME",
+        help="Key against the active register of this region instead (e.g. a national "
+             "import under 'belgium'); default: --region."),
     regions_file: Path = typer.Option(None, "--regions", metavar="FILE",
                                       help="Extra region definitions (TOML)."),
     no_verdicts: bool = typer.Option(False, "--no-verdicts",
@@ -43,12 +47,14 @@ def key_command(
       horeca key --region brussels
 
       horeca key --region brussels --config keying.toml
+
+      horeca key --region brussels --snapshot-region belgium
     """
     app_ctx = AppContext.of(ctx)
     the_region = resolve_region(region, regions_file=regions_file)
     config = load_config(config_path)
-    args = {"region": region, "config": str(config_path) if config_path else None,
-            "verdicts": not no_verdicts}
+    args = {"region": region, "snapshot_region": snapshot_region,
+            "config": str(config_path) if config_path else None, "verdicts": not no_verdicts}
     with app_ctx.step("key", args) as step, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=console, transient=True) as bar:
@@ -57,7 +63,8 @@ def key_command(
         def progress(_stage: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        summary = key_region(step.db, region_key=region, region=the_region, config=config,
+        summary = key_region(step.db, region_key=region, region=the_region,
+                             snapshot_region=snapshot_region, config=config,
                              run_id=step.run_id, actor=app_ctx.actor,
                              purpose=app_ctx.purpose, progress=progress,
                              use_verdicts=not no_verdicts)

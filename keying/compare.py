@@ -21,6 +21,7 @@ from horeca.keying.config import GRADED_FIELDS, MODEL_FIELDS, GradeConfig
 from horeca.keying.model import MISSING
 from horeca.keying.records import Address, Names, PlaceRecord, UnitRecord, min_distance_m
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 A, B, F = 0, 1, 2  # level codes for three-level fields; two-level fields use A, 1 = F
 GRADES: tuple[str, ...] = tuple(GRADED_FIELDS)  # the graded fields, in display order
@@ -40,15 +41,17 @@ def grade_string(levels: Sequence[int]) -> str:
                                                                             strict=True))
 
 
-def location_level(street: int, number: int, postcode: int, distance: int) -> int:
-    """The model's one "location" level from the street, number, postcode and distance."""
+def location_level(street: int, number: int, postcode: int, distance: int,
+                   close: bool = False) -> int:
+    """The model's one "location" level from the street, number, postcode and distance
+    grades (`close`: the pins are within `distance_close_m`, a few metres)."""
     same_street = street in (A, B)
     if same_street and number == A and postcode != 1:
         return _LOCATION["A"]                      # same door
     if same_street and number in (B, F):
         return _LOCATION["S"]                      # same street, another door
     if distance == A:
-        return _LOCATION["N"]                      # the pins are within reach
+        return _LOCATION["C" if close else "N"]    # the pins are together / within reach
     if same_street:
         return _LOCATION["S"]                      # same street, number unknown
     if postcode == 0 or distance == B:
@@ -68,12 +71,13 @@ def name_model_level(name: int, *, trade_name_known: bool) -> int:
     return _NAME["F"] if trade_name_known else _NAME["L"]
 
 
-def model_levels(levels: Sequence[int], *, trade_name_known: bool = True) -> tuple[int, ...]:
+def model_levels(levels: Sequence[int], *, trade_name_known: bool = True,
+                 close: bool = False) -> tuple[int, ...]:
     """Graded levels (display order) -> the scoring model's levels (model.FIELDS order)."""
-    g = dict(zip(GRADES, levels, strict=True))
-    return (name_model_level(g["name"], trade_name_known=trade_name_known),
-            location_level(g["street"], g["number"], g["postcode"], g["distance"]),
-            g["phone"], g["web"], g["vat"], g["activity"])
+    name, street, number, postcode, phone, web, vat, distance, activity = levels
+    return (name_model_level(name, trade_name_known=trade_name_known),
+            location_level(street, number, postcode, distance, close), phone, web, vat,
+            activity)
 
 
 def premises_only(levels: Sequence[int], trade_name_known: bool) -> bool:
@@ -108,6 +112,15 @@ class NameScore:
 KIND_CONFLICT_CAP = 85.0
 
 
+# One keyboard slip (two in long names) makes a name similar however short it is: "Parc"
+# and "Prac" share only 75 % of their letters in order, but one transposed pair apart.
+TYPO_SIMILARITY = 90.0
+
+
+def _typo_edits(text: str) -> int:
+    return 0 if len(text) < 5 else 1 if len(text) < 10 else 2
+
+
 def kinds_conflict(a: frozenset[str], b: frozenset[str]) -> bool:
     return bool(a and b and not (a <= b or b <= a))
 
@@ -119,6 +132,9 @@ def _pair_scores(full_a: str, info_a: str, kinds_a: frozenset[str], full_b: str,
     if info_a and info_b:
         same = fuzz.token_sort_ratio(info_a, info_b)
         similar = max(same, fuzz.token_set_ratio(info_a, info_b))
+        allowed = _typo_edits(min(info_a, info_b, key=len))
+        if allowed and OSA.distance(_sorted(info_a), _sorted(info_b)) <= allowed:
+            similar = max(similar, TYPO_SIMILARITY)
         if kinds_conflict(kinds_a, kinds_b):
             same = min(same, KIND_CONFLICT_CAP)
             similar = min(similar, KIND_CONFLICT_CAP)
@@ -127,6 +143,10 @@ def _pair_scores(full_a: str, info_a: str, kinds_a: frozenset[str], full_b: str,
     # the same; one inside the other ("Wok Express l'Epee") is similar.
     same = fuzz.token_sort_ratio(full_a, full_b)
     return same, max(same, fuzz.token_set_ratio(full_a, full_b))
+
+
+def _sorted(text: str) -> str:
+    return " ".join(sorted(text.split()))
 
 
 def _kinds(names: Names) -> tuple[frozenset[str], ...]:
@@ -180,6 +200,12 @@ def name_scores_batch(place: Names, units: Sequence[UnitRecord]) -> tuple[np.nda
     has_b = np.array([bool(x) for x in info_b])[None, :]
     both = has_a & has_b
     set_full = process.cdist(pa_full, full_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    sorted_a, sorted_b = [_sorted(x) for x in pa_info], [_sorted(x) for x in info_b]
+    edits = process.cdist(sorted_a, sorted_b, scorer=OSA.distance, dtype=np.int32)
+    allowed = np.minimum(np.array([_typo_edits(x) for x in pa_info])[:, None],
+                         np.array([_typo_edits(x) for x in info_b])[None, :])
+    typo = both & (allowed > 0) & (edits <= allowed)
+    set_info = np.where(typo, np.maximum(set_info, TYPO_SIMILARITY), set_info)
     same = np.where(both, sort_info, sort_full)
     similar = np.where(both, np.maximum(sort_info, set_info), np.maximum(sort_full, set_full))
     # Rare cells: contradicting kinds of place (capped) and identical names (100).
@@ -258,27 +284,36 @@ def _rank(level: int) -> int:
     return {A: 0, B: 1, MISSING: 2, F: 3}[level]
 
 
+_RANK = {A: 0, B: 1, MISSING: 2, F: 3}
+
+
 def address_match(place: Sequence[Address], unit: Sequence[Address],
                   seat: Sequence[Address], grades: GradeConfig) -> AddressMatch:
-    """The best pairing of a place address with a unit address (own first, then seat)."""
+    """The best pairing of a place address with a unit address (own first, then seat):
+    street first, then house number, then postcode."""
     best: AddressMatch | None = None
-    best_key: tuple | None = None
+    best_key: tuple[int, int, int, bool] = (9, 9, 9, True)
+    same_cut, similar_cut = grades.street_same, grades.street_similar
     for pa in place:
         for ua in (*unit, *seat):
-            s_score = street_score(pa, ua)
-            street = _street_level(s_score, grades)
-            if ua.seat and street == A:
-                street = B  # the seat only says where the company is registered
+            if not pa.core or not ua.core:
+                s_score, street = -1.0, MISSING
+            else:
+                s_score = street_score(pa, ua)
+                street = A if s_score >= same_cut else B if s_score >= similar_cut else F
+                if ua.seat and street == A:
+                    street = B  # the seat only says where the company is registered
             number = number_level(pa, ua, grades) if street in (A, B) else MISSING
             if pa.postcode and ua.postcode:
                 postcode = 0 if pa.postcode == ua.postcode else 1
             else:
                 postcode = MISSING
-            key = (_rank(street), _rank(number) if number != MISSING else 2,
-                   0 if postcode == 0 else 1, ua.seat)
-            if best_key is None or key < best_key:
+            key = (_RANK[street], _RANK[number], 0 if postcode == 0 else 1, ua.seat)
+            if key < best_key:
                 best_key = key
                 best = AddressMatch(street, number, postcode, s_score, pa, ua)
+                if key == (0, 0, 0, False):
+                    return best  # the same door: nothing can do better
     if best is None:
         return AddressMatch(MISSING, MISSING, MISSING, -1.0, None, None)
     return best
@@ -297,6 +332,7 @@ class Comparison:
     address: AddressMatch
     distance_m: float | None
     trade_name_known: bool = True
+    close: bool = False              # pins within distance_close_m
 
     @property
     def grades(self) -> str:
@@ -304,7 +340,8 @@ class Comparison:
 
     @property
     def model_levels(self) -> tuple[int, ...]:
-        return model_levels(self.levels, trade_name_known=self.trade_name_known)
+        return model_levels(self.levels, trade_name_known=self.trade_name_known,
+                            close=self.close)
 
 
 def _set_level(a: frozenset[str], b: frozenset[str]) -> int:
@@ -337,7 +374,8 @@ def compare_fields(place: PlaceRecord, unit: UnitRecord, name_same: float,
               addr.postcode, _set_level(place.phones, unit.phones),
               _set_level(place.domains, unit.domains), vat, distance_level(distance, grades),
               MISSING if unit.horeca is None else (0 if unit.horeca else 1))
-    return Comparison(levels, name_same, name_similar, addr, distance, unit.trade_name_known)
+    return Comparison(levels, name_same, name_similar, addr, distance, unit.trade_name_known,
+                      distance is not None and distance <= grades.distance_close_m)
 
 
 def compare(place: PlaceRecord, unit: UnitRecord, grades: GradeConfig) -> Comparison:

@@ -48,6 +48,7 @@ class GradeConfig:
     street_similar: float = 80.0
     number_near: int = 0             # numbers this close (no overlap) grade B; 0: only a
                                      # differing letter suffix (12A / 12B) grades B
+    distance_close_m: float = 25.0   # pins this close are "together" (a stronger A)
     distance_same_m: float = 60.0    # geocodes this close grade A
     distance_near_m: float = 250.0   # this close grade B
 
@@ -63,15 +64,16 @@ class BlockingConfig:
 
     grid_m: float = 200.0                 # side of the grid cells used for distance blocking
     max_distance_m: float = 120.0         # a unit this close to a place is a candidate
-    max_nearest: int = 15                 # at most this many distance-only candidates per place
+    max_nearest: int = 15                 # nearest units kept for a place without full address
+    max_nearest_with_address: int = 4     # ... and for a place with street, number, postcode
     max_units_per_phone: int = 25
     max_units_per_domain: int = 50
     max_units_per_enterprise: int = 2000
-    max_units_per_address: int = 60       # (street core, house number), any postcode
-    max_units_per_name: int = 50          # a whole name (its words, sorted)
+    max_units_per_address: int = 30       # (postcode, street core, house number)
+    max_units_per_name: int = 20          # a whole name (its words, sorted)
     max_units_per_street: int = 400       # (postcode, street core), places without number
-    max_units_per_token: int = 40         # a name token anywhere in the register
-    max_units_per_local_token: int = 60   # a name token within one postcode
+    max_units_per_token: int = 15         # a name token anywhere in the register
+    max_units_per_local_token: int = 20   # a name token within one postcode
     min_token_length: int = 3
     max_candidates_per_place: int = 400
 
@@ -92,7 +94,7 @@ class ScoringConfig:
     premises_lead: float = 3.0
     em_max_iterations: int = 60
     em_tolerance: float = 1e-5
-    random_pairs: int = 40_000            # random (place, unit) pairs to estimate u ...
+    random_pairs: int = 20_000            # random (place, unit) pairs to estimate u ...
     sample_units: int = 2_000             # ... drawn from this many units sampled uniformly
     seed: int = 20260101                  # for the random pairs: same data -> same weights
     # Probabilities are clipped to keep one field from deciding alone on a sliver of data.
@@ -144,11 +146,12 @@ GRADED_FIELDS: dict[str, tuple[str, ...]] = {
 # The fields the scoring model weighs, levels best first. Street, number, postcode and
 # distance enter as one "location" (A same door, N within reach of the pin, S same street
 # but another number, P same postcode or neighbourhood, F elsewhere): they say the same
-# thing several times, and weighing them apart would count it several times. The name
+# thing several times, and weighing them apart would count it several times; C is N with
+# the pins within a few metres (distance_close_m). The name
 # has two kinds of F: L differs but the register holds no trade name for the unit (only
 # a company's or a person's legal name), F differs from a trade name the register holds.
 MODEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "name": ("A", "B", "L", "F"), "location": ("A", "N", "S", "P", "F"),
+    "name": ("A", "B", "L", "F"), "location": ("A", "C", "N", "S", "P", "F"),
     "phone": ("A", "F"), "web": ("A", "F"), "vat": ("A", "F"), "activity": ("A", "F"),
 }
 
@@ -218,7 +221,7 @@ def _check(config: KeyingConfig, path: str) -> None:
                         path=path, fix="e.g. match_probability = 0.99, doubt_probability = 0.1")
     g = config.grades
     if not (g.name_similar <= g.name_same and g.street_similar <= g.street_same
-            and g.distance_same_m <= g.distance_near_m):
+            and g.distance_close_m <= g.distance_same_m <= g.distance_near_m):
         raise UserError("each 'similar' cut-off must be looser than its 'same' cut-off",
                         path=path, fix="e.g. name_same = 94, name_similar = 80")
 

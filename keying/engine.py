@@ -95,6 +95,7 @@ class _Pair:
     model: tuple[int, ...] = ()  # model levels (model.FIELDS order)
     shared: dict[str, int] = field(default_factory=dict)  # A-level field -> units sharing it
     bits: float = 0.0
+    comparison: Comparison | None = None  # kept to explain the pair without comparing again
 
     @property
     def premises_only(self) -> bool:
@@ -104,7 +105,7 @@ class _Pair:
 def _with_model_levels(place: PlaceRecord, units: Sequence[UnitRecord],
                        comps: Sequence[Comparison], pairs: Sequence[tuple[int, int]],
                        token_df: Mapping[str, int]) -> list[_Pair]:
-    out = [_Pair(j, mask, c.levels, c.trade_name_known, c.model_levels)
+    out = [_Pair(j, mask, c.levels, c.trade_name_known, c.model_levels, comparison=c)
            for (j, mask), c in zip(pairs, comps, strict=True)]
     # How many register units carry the agreeing value: the k in u = k / N. At least the
     # candidates that agree on it; for a name resting on one word, every unit whose
@@ -369,7 +370,8 @@ class _Decider:
 
     def _explain(self, i: int, p: _Pair, probability: float | None) -> dict[str, Any]:
         return explain_pair(self.places[i], self.units[p.unit], self.model, self.config,
-                            probability=probability, mask=p.mask, shared=p.shared)
+                            probability=probability, mask=p.mask, shared=p.shared,
+                            comparison=p.comparison)
 
     def decide(self, i: int) -> Decision:
         place, ps = self.places[i], self.pairs[i]

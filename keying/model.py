@@ -46,11 +46,11 @@ TF_FIELDS = ("name", "location", "phone", "web", "vat")  # A is weighed by value
 # Starting values for EM (m) and fallbacks when there are too few random pairs (u). They
 # encode common sense: agreement is likely for a true match and rare otherwise.
 PRIOR_M: dict[str, tuple[float, ...]] = {
-    "name": (0.60, 0.15, 0.15, 0.10), "location": (0.80, 0.08, 0.04, 0.04, 0.04),
+    "name": (0.60, 0.15, 0.15, 0.10), "location": (0.80, 0.05, 0.03, 0.04, 0.04, 0.04),
     "phone": (0.70, 0.30), "web": (0.80, 0.20), "vat": (0.95, 0.05), "activity": (0.90, 0.10),
 }
 PRIOR_U: dict[str, tuple[float, ...]] = {
-    "name": (0.0005, 0.01, 0.70, 0.2895), "location": (0.0005, 0.005, 0.01, 0.08, 0.9045),
+    "name": (0.0005, 0.01, 0.70, 0.2895), "location": (0.0005, 0.001, 0.004, 0.01, 0.08, 0.9045),
     "phone": (0.0005, 0.9995), "web": (0.0005, 0.9995), "vat": (0.0005, 0.9995),
     "activity": (0.30, 0.70),
 }

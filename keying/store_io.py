@@ -104,20 +104,30 @@ def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
     return int(row[0])
 
 
-def iter_register(db: sqlite_utils.Database, snapshot_id: int) -> Iterator[dict[str, Any]]:
-    """Every unit of a snapshot, geocoded coordinates in lat/lon when there are some.
+# The register columns keying reads (blocking and comparison); the others stay on disk.
+UNIT_FIELDS = ("unit_id", "enterprise_number", "names", "street_fr", "street_nl",
+               "house_number", "postcode", "seat_street_fr", "seat_street_nl",
+               "seat_house_number", "seat_postcode", "phones", "websites", "emails", "nace",
+               "horeca", "natural_person", "lat", "lon")
 
-    Streams: one row at a time, so a national register never sits in memory.
-    """
-    cur = db.conn.execute(
-        "SELECT u.*, e.lat AS geo_lat, e.lon AS geo_lon FROM register_units u "
-        "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' AND e.entity_id = u.unit_id "
-        "AND e.lat IS NOT NULL WHERE u.snapshot_id = ?", [snapshot_id])
-    columns = [d[0] for d in cur.description]
-    for values in cur:
-        row = dict(zip(columns, values, strict=True))
-        if row.get("geo_lat") is not None:
-            row["lat"], row["lon"] = row["geo_lat"], row["geo_lon"]
+
+def iter_register(db: sqlite_utils.Database, snapshot_id: int) -> Iterator[dict[str, Any]]:
+    """Every unit of a snapshot (the columns keying reads), geocoded coordinates in lat/lon
+    when there are some. Streams: a national register never sits in memory."""
+    columns = ", ".join(f"u.{c}" for c in UNIT_FIELDS)
+    geocoded = db.execute("SELECT 1 FROM entity_geocodes WHERE entity_kind = 'unit' "
+                          "AND lat IS NOT NULL LIMIT 1").fetchone() is not None
+    if geocoded:
+        sql = (f"SELECT {columns}, e.lat, e.lon FROM register_units u "
+               "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' "
+               "AND e.entity_id = u.unit_id AND e.lat IS NOT NULL WHERE u.snapshot_id = ?")
+    else:
+        sql = f"SELECT {columns} FROM register_units u WHERE u.snapshot_id = ?"
+    names = UNIT_FIELDS
+    for values in db.conn.execute(sql, [snapshot_id]):
+        row = dict(zip(names, values, strict=False))
+        if geocoded and values[-2] is not None:
+            row["lat"], row["lon"] = values[-2], values[-1]
         yield row
 
 
@@ -177,14 +187,16 @@ def prepare_places(listings: Sequence[Mapping[str, Any]], geocodes: Mapping[str,
 
 
 def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | None = None,
+               snapshot_region: str | None = None,
                config_path: str | Path | None = None, config: KeyingConfig | None = None,
                run_id: int | None = None, actor: str | None = None,
                purpose: str | None = None, progress: Progress | None = None,
                use_verdicts: bool = True) -> KeyingSummary:
-    """Key every listing of the region against its active register snapshot and store
-    the results (replacing the previous ones). Idempotent: same data, same rows."""
+    """Key every listing of the region against the active register snapshot of
+    `snapshot_region` (default: the region's own) and store the results, replacing the
+    previous ones. Idempotent: same data, same rows."""
     config = config or load_config(config_path)
-    snapshot_id = active_snapshot_id(db, region_key)
+    snapshot_id = active_snapshot_id(db, snapshot_region or region_key)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     listings, geocodes = load_listings(db, region, config.country)
