@@ -84,8 +84,8 @@ class Filler:
                 words.append(w.capitalize())
         self.words = words
         self.first = list(wd.FIRST_NAMES)
-        self.suffix = list(wd.OTHER_NAME_SUFFIX) + ["Consult", "Immo", "Bouw", "Transport",
-                                                     "Design", "Coiffure", "Boulangerie"]
+        self.suffix = [*wd.OTHER_NAME_SUFFIX, "Consult", "Immo", "Bouw", "Transport",
+                       "Design", "Coiffure", "Boulangerie"]
         self.horeca_kinds = ["Café", "Brasserie", "Snack", "Restaurant", "Pizzeria", "Bar",
                              "Friterie", "Hotel", "Taverne", "Bistro"]
         self.forms = ["SRL", "BV", "SA", "NV", "SPRL", "BVBA", "", "", ""]

@@ -92,6 +92,9 @@ class ScoringConfig:
     # premises matches off.
     premises_probability: float = 0.2
     premises_lead: float = 3.0
+    # Share of places registered in the register, as a prior; 0 (the default): estimate it
+    # by EM. Set it for very small inputs, where a handful of places cannot estimate it.
+    registered_share: float = 0.0
     em_max_iterations: int = 60
     em_tolerance: float = 1e-5
     random_pairs: int = 20_000            # random (place, unit) pairs to estimate u ...
@@ -219,6 +222,9 @@ def _check(config: KeyingConfig, path: str) -> None:
     if not 0 < s.doubt_probability < s.match_probability < 1:
         raise UserError("thresholds must satisfy 0 < doubt_probability < match_probability < 1",
                         path=path, fix="e.g. match_probability = 0.99, doubt_probability = 0.1")
+    if not 0 <= s.registered_share < 1:
+        raise UserError("registered_share must be 0 (estimate it) or between 0 and 1",
+                        path=path, fix="e.g. registered_share = 0.8")
     g = config.grades
     if not (g.name_similar <= g.name_same and g.street_similar <= g.street_same
             and g.distance_close_m <= g.distance_same_m <= g.distance_near_m):

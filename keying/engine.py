@@ -192,7 +192,8 @@ def fit_model(places: Sequence[PlaceRecord], cands: CandidateSet, pairs: list[li
                      tf_u=_tf_matrix(flat, size),
                      labels=_label_array(places, cands.units, pairs, labels),
                      fixed=config.fixed_weights, max_iterations=s.em_max_iterations,
-                     tolerance=s.em_tolerance, min_probability=s.min_probability)
+                     tolerance=s.em_tolerance, min_probability=s.min_probability,
+                     fixed_share=s.registered_share or None)
     model.random_pairs = int(random_gamma.shape[0])
     return model
 

@@ -209,7 +209,8 @@ def estimate(gamma: np.ndarray, groups: np.ndarray, u: Mapping[str, np.ndarray],
              tf_u: np.ndarray | None = None, labels: np.ndarray | None = None,
              fixed: Mapping[str, Mapping[str, tuple[float, float]]] | None = None,
              max_iterations: int = 100, tolerance: float = 1e-7,
-             min_probability: float = 1e-5, pseudo_count: float = 1.0) -> FSModel:
+             min_probability: float = 1e-5, pseudo_count: float = 1.0,
+             fixed_share: float | None = None) -> FSModel:
     """EM for m and the registered share, u fixed, at most one true unit per place.
 
     gamma: (pairs x fields) int8 level codes, MISSING for Z. groups: the place index of each
@@ -217,7 +218,8 @@ def estimate(gamma: np.ndarray, groups: np.ndarray, u: Mapping[str, np.ndarray],
     registered). tf_u: see `pair_bits`. labels: optional, per pair 1 (reviewed as the same
     business), 0 (reviewed as different) or -1. fixed: {field: {level: (m, u)}} held
     constant. A small pseudo-count pulls m towards PRIOR_M so that a level seen a handful of
-    times cannot run to 0 or 1.
+    times cannot run to 0 or 1. fixed_share: the registered share, when known (a handful
+    of places cannot estimate it).
     """
     m = {f: np.array(PRIOR_M[f], dtype=np.float64) for f in FIELDS}
     u = {f: np.asarray(u[f], dtype=np.float64).copy() for f in FIELDS}
@@ -226,7 +228,7 @@ def estimate(gamma: np.ndarray, groups: np.ndarray, u: Mapping[str, np.ndarray],
         order = MODEL_FIELDS[f]
         m[f] = np.array([levels[lv][0] for lv in order])
         u[f] = np.array([levels[lv][1] for lv in order])
-    share = PRIOR_SHARE
+    share = fixed_share if fixed_share is not None else PRIOR_SHARE
     n = gamma.shape[0]
     groups = np.asarray(groups, dtype=np.intp)
     n_groups = n_places if n_places is not None else (int(groups.max()) + 1 if n else 0)
@@ -267,7 +269,8 @@ def estimate(gamma: np.ndarray, groups: np.ndarray, u: Mapping[str, np.ndarray],
         ll = float(norm.sum())
         result.history.append(ll)
         # M-step.
-        share = float(np.clip(post.sum() / n_groups, 1e-4, 1 - 1e-4))
+        if fixed_share is None:
+            share = float(np.clip(post.sum() / n_groups, 1e-4, 1 - 1e-4))
         for f in FIELDS:
             if f in fixed:
                 continue
