@@ -87,7 +87,7 @@ def test_bad_truth_and_config_files_are_one_clear_error(tmp_path: Path) -> None:
         load_truth(tmp_path / "missing.csv")
     conf = tmp_path / "keying.toml"
     conf.write_text("[keying.scoring]\nmatch_probabilty = 0.9\n", encoding="utf-8")
-    with pytest.raises(UserError, match="unknown setting .keying.scoring. match_probabilty"):
+    with pytest.raises(UserError, match=r"unknown setting \[keying.scoring\] match_probabilty"):
         load_config(conf)
     conf.write_text("[keying.scoring]\nmatch_probability = 0.001\n", encoding="utf-8")
     with pytest.raises(UserError, match="doubt_probability < match_probability"):
