@@ -252,21 +252,6 @@ def link(listings: list[dict[str, Any]], units: list[dict[str, Any]], threshold:
     return {lid: [uid, round(p, 6)] for lid, uid, p in best}, model
 
 
-def count_blocked_pairs(listings: list[dict[str, Any]], units: list[dict[str, Any]]) -> int:
-    """Candidate pairs the prediction blocking rules make (for the report)."""
-    import pandas as pd
-    from splink import DuckDBAPI
-    from splink.blocking_analysis import (
-        cumulative_comparisons_to_be_scored_from_blocking_rules_data,
-    )
-
-    frame = cumulative_comparisons_to_be_scored_from_blocking_rules_data(
-        table_or_tables=[pd.DataFrame(listings), pd.DataFrame(units)],
-        blocking_rules=settings().blocking_rules_to_generate_predictions,
-        link_type="link_only", db_api=DuckDBAPI(), unique_id_column_name="unique_id")
-    return int(frame["row_count"].sum())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.splink_model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
