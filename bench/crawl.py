@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import resource
-import socketserver
 import subprocess
 import sys
 import tempfile
@@ -71,10 +70,6 @@ def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
     from horeca.region import resolve_region
     from horeca.spiders.runner import crawl_sources
 
-    # The fixture server writes headers and body in two send() calls; with Nagle's
-    # algorithm each keep-alive response then waits ~40 ms for a delayed ACK, which would
-    # measure the test server, not the crawler. TCP_NODELAY is a stdlib switch.
-    socketserver.StreamRequestHandler.disable_nagle_algorithm = True
     world = world_dir(horeca_units)
     sources = bench_sources(world)
     with tempfile.TemporaryDirectory(prefix="horeca-bench-crawl-") as tmp, \

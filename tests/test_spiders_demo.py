@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import socketserver
 from pathlib import Path
 
 import pytest
@@ -43,14 +42,6 @@ def reviewer_names(site: Path, limit: int = 40) -> set[str]:
         text = json.dumps(blocks, ensure_ascii=False)
         names.update(re.findall(r'"author": \{"@type": "Person", "name": "([^"]+)"', text))
     return names
-
-
-@pytest.fixture(autouse=True)
-def _no_delayed_acks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fixture server writes headers and body separately; with Nagle's algorithm on,
-    each keep-alive response then waits ~40 ms for a delayed ACK. TCP_NODELAY on its
-    sockets (a stdlib switch, inherited by its handler) keeps the test in seconds."""
-    monkeypatch.setattr(socketserver.StreamRequestHandler, "disable_nagle_algorithm", True)
 
 
 def test_demo_crawl_collects_every_in_region_listing_of_approved_sites(tmp_path: Path) -> None:
