@@ -25,8 +25,10 @@ half-way. Memory stays bounded by the limits, not by the size of the register.
 from __future__ import annotations
 
 import heapq
+import json
 import math
-import random
+import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +60,20 @@ def name_key(words: Iterable[str]) -> str:
     """A name as a blocking key: its words without articles and legal forms, sorted."""
     return " ".join(sorted({w for w in words if w not in FUNCTION_WORDS
                             and w not in LEGAL_FORMS}))
+
+
+_NAME_VALUE = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def name_texts(names: Any) -> list[str]:
+    """The name strings of a `names` column, fast: register JSON is scanned with a pattern
+    rather than decoded (escaped characters are still decoded properly)."""
+    if not names:
+        return []
+    if isinstance(names, str) and '"name"' in names:
+        return [json.loads(f'"{t}"') if "\\" in t else t for t in _NAME_VALUE.findall(names)]
+    entries = (e.get("name") if isinstance(e, Mapping) else e for e in json_list(names))
+    return [t for t in entries if isinstance(t, str)]
 
 
 def _domain_candidates(value: Any) -> tuple[str, ...]:
@@ -117,6 +133,8 @@ class Blocker:
         self.m_per_deg_lon = M_PER_DEG * math.cos(math.radians(self.lat0))
         self.cells: dict[tuple[int, int], list[tuple[int, float, float, int]]] = {}
         self.place_postcodes: set[str] = set()
+        self.near_keep: list[int] = [config.max_nearest] * len(places)
+        self.key_words: set[str] = set(FUNCTION_WORDS) | set(LEGAL_FORMS)
         self.place_streets: set[tuple[str, str]] = set()
         for i, place in enumerate(places):
             self._index_place(i, place)
@@ -128,15 +146,18 @@ class Blocker:
         # Buckets: kind -> key -> unit slots; None once the key has overflowed.
         self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
         # (near: each place keeps its nearest units in a max-heap of (-squared distance, slot))
-        self.near: list[list[tuple[float, int]]] = [[] for _ in places]  # max-heaps (-d, slot)
+        self.near: list[list[tuple[float, int]]] = [[] for _ in places]  # max-heaps (-d2, slot)
         self.retained: list[Mapping[str, Any]] = []
         self.geocodes: list[Mapping[str, Any] | None] = []
         self.scanned = 0
         self.token_df: dict[str, int] = {}
         # A uniform sample of every unit offered (reservoir sampling), for random pairs.
+        # A uniform sample of the register for random pairs: the units whose hashed id is
+        # among the `sample_size` smallest (a "bottom-k" sample: the same units whatever
+        # the order of the register or how its scan is split between processes).
         self.sample_size = sample_size
-        self.sample: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = []
-        self._rng = random.Random(seed)
+        self.seed = seed
+        self.sample: list[tuple[int, str, Mapping[str, Any], Mapping[str, Any] | None]] = []
         self._limits = {
             "vat": config.max_units_per_enterprise, "phone": config.max_units_per_phone,
             "domain": config.max_units_per_domain, "address": config.max_units_per_address,
@@ -179,6 +200,7 @@ class Blocker:
             key = name_key(full.split())
             if key:
                 self._add("name", key, i)
+                self.key_words.update(key.split())
         for token in sorted(place.names.tokens):
             if len(token) < min_len:
                 continue
@@ -191,6 +213,7 @@ class Blocker:
         # found by the address key); the others rely on distance more.
         full = any(a.core and a.lo is not None and a.postcode for a in place.addresses)
         keep = self.config.max_nearest_with_address if full else self.config.max_nearest
+        self.near_keep[i] = keep
         for lat, lon in set(place.points):
             cy, cx = self._cell(lat, lon)
             for dy in (-1, 0, 1):
@@ -230,12 +253,13 @@ class Blocker:
         looked at when some place could share them.
         """
         self.scanned += 1
-        if len(self.sample) < self.sample_size:
-            self.sample.append((unit, geocode))
-        else:
-            r = self._rng.randrange(self.scanned)
-            if r < self.sample_size:
-                self.sample[r] = (unit, geocode)
+        if self.sample_size:
+            uid = str(unit.get("unit_id"))
+            h = zlib.crc32(f"{self.seed}:{uid}".encode())
+            if len(self.sample) < self.sample_size:
+                heapq.heappush(self.sample, (-h, uid, unit, geocode))
+            elif -self.sample[0][0] > h:
+                heapq.heapreplace(self.sample, (-h, uid, unit, geocode))
         slot = len(self.retained)
         index = self.index
         hits: list[tuple[str, Any]] = []
@@ -279,17 +303,16 @@ class Blocker:
                         if (code, core, n) in index["address"]:
                             hits.append(("address", (code, core, n)))
         names = unit.get("names")
-        parsed = json_list(names) if names else []
         seen: set[str] = set()
         df = self.token_df
-        for entry in parsed:
-            text = entry.get("name") if isinstance(entry, Mapping) else entry
-            if not isinstance(text, str):
-                continue
+        key_words = self.key_words
+        for text in name_texts(names):
             words = quick_tokens(text)
-            key = name_key(words)
-            if key in index["name"]:
-                hits.append(("name", key))
+            # A whole-name key can only match when every word is one some place uses.
+            if all(w in key_words for w in words):
+                key = name_key(words)
+                if key in index["name"]:
+                    hits.append(("name", key))
             for word in words:
                 if word in seen:
                     continue
@@ -314,7 +337,7 @@ class Blocker:
         if point is not None and self._offer_near(slot, point):
             kept = True
         if kept:
-            self.retained.append(dict(unit, names=parsed) if names else unit)
+            self.retained.append(unit)
             self.geocodes.append(geocode)
 
     def _offer_near(self, slot: int, point: tuple[float, float]) -> bool:
@@ -343,6 +366,43 @@ class Blocker:
                 heapq.heapreplace(heap, (-d2, slot))
                 hit = True
         return hit
+
+    # ------------------------------------------------------------------ parallel scans
+
+    def partial(self) -> dict[str, Any]:
+        """What this blocker found, to be merged with other processes' (`absorb`)."""
+        return {"buckets": self.buckets, "near": self.near, "token_df": self.token_df,
+                "retained": self.retained, "geocodes": self.geocodes,
+                "scanned": self.scanned, "sample": self.sample}
+
+    def absorb(self, part: Mapping[str, Any]) -> None:
+        """Add another process's `partial()` scan of other units, as if offered here."""
+        offset = len(self.retained)
+        self.retained.extend(part["retained"])
+        self.geocodes.extend(part["geocodes"])
+        self.scanned += part["scanned"]
+        for kind, keys in part["buckets"].items():
+            mine, limit = self.buckets[kind], self._limits[kind]
+            for key, bucket in keys.items():
+                if key in mine and mine[key] is None:
+                    continue
+                if bucket is None:
+                    mine[key] = None
+                    continue
+                merged = (mine.get(key) or []) + [slot + offset for slot in bucket]
+                mine[key] = None if len(merged) > limit else merged
+        for i, heap in enumerate(part["near"]):
+            if heap:
+                both = self.near[i] + [(d2, slot + offset) for d2, slot in heap]
+                self.near[i] = heapq.nlargest(self.near_keep[i], both)  # smallest distances
+                heapq.heapify(self.near[i])
+        for word, n in part["token_df"].items():
+            self.token_df[word] = self.token_df.get(word, 0) + n
+        for entry in part["sample"]:
+            if len(self.sample) < self.sample_size:
+                heapq.heappush(self.sample, entry)
+            elif self.sample and self.sample[0][0] < entry[0]:
+                heapq.heapreplace(self.sample, entry)
 
     # ------------------------------------------------------------------ result
 
@@ -390,7 +450,8 @@ class Blocker:
         for slot, idx in used_slots.items():
             units[idx] = prepare_unit(self.retained[slot], country=self.country,
                                       geocode=self.geocodes[slot])
-        sample = [prepare_unit(u, country=self.country, geocode=g) for u, g in self.sample]
+        sample = [prepare_unit(u, country=self.country, geocode=g)
+                  for _h, _uid, u, g in sorted(self.sample, key=lambda e: (-e[0], e[1]))]
         return CandidateSet(units=[u for u in units if u is not None], pairs=pairs_out,
                             units_scanned=self.scanned, stats=stats,
                             truncated_places=truncated, sample=sample,

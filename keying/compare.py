@@ -118,7 +118,7 @@ TYPO_SIMILARITY = 90.0
 
 
 def _typo_edits(text: str) -> int:
-    return 0 if len(text) < 5 else 1 if len(text) < 10 else 2
+    return 0 if len(text) < 4 else 1 if len(text) < 10 else 2
 
 
 def kinds_conflict(a: frozenset[str], b: frozenset[str]) -> bool:

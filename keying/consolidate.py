@@ -86,8 +86,9 @@ def should_merge(a: ListingRecord, b: ListingRecord, config: ConsolidationConfig
                  shared_contact: bool, exclusive_contact: bool = False) -> bool:
     """Whether two listings (already known to share a key) are one business.
 
-    shared_contact: they share a phone or a website domain; exclusive_contact: no other
-    listing has it (a chain's switchboard or site is on every branch's listing).
+    shared_contact: they share a phone or a website domain; exclusive_contact: they share
+    a phone no other listing has (a chain's switchboard is on every branch's listing, and
+    a website is too weak: namesakes pick look-alike domains).
     """
     ns = name_score(a.names, b.names)
     same_name = ns.same >= config.name_similarity
@@ -139,9 +140,10 @@ def _candidate_pairs(records: Sequence[ListingRecord], config: ConsolidationConf
                           (by_domain, config.max_listings_per_domain)):
         for members in groups.values():
             if 1 < len(members) <= limit:
+                exclusive = len(members) == 2 and groups is by_phone
                 for k, a in enumerate(members):
                     for b in members[k + 1:]:
-                        contact[(a, b)] = contact.get((a, b), False) or len(members) == 2
+                        contact[(a, b)] = contact.get((a, b), False) or exclusive
     spatial: set[tuple[int, int]] = set()
     for members in by_address.values():
         spatial.update((a, b) for k, a in enumerate(members) for b in members[k + 1:])

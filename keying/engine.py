@@ -139,14 +139,16 @@ def _compare_all(places: Sequence[PlaceRecord], cands: CandidateSet,
 
 def _random_gamma(places: Sequence[PlaceRecord], sample: Sequence[UnitRecord],
                   config: KeyingConfig) -> np.ndarray:
-    """Model levels of random (place, unit) pairs: every place against a few units drawn
-    (with a fixed seed) from a uniform sample of the register."""
+    """Model levels of random (place, unit) pairs: places drawn at random, each against
+    units drawn (with a fixed seed) from a uniform sample of the register. Few places
+    with many units each, so that names are compared in large batches."""
     if not places or not sample:
         return np.empty((0, len(FIELDS)), dtype=np.int8)
     rng = random.Random(config.scoring.seed)
-    per_place = max(1, min(len(sample), math.ceil(config.scoring.random_pairs / len(places))))
+    per_place = min(len(sample), 25)
+    n_places = min(len(places), max(1, math.ceil(config.scoring.random_pairs / per_place)))
     rows: list[tuple[int, ...]] = []
-    for place in places:
+    for place in rng.sample(list(places), n_places):
         units = rng.sample(list(sample), per_place)
         rows.extend(c.model_levels for c in compare_many(place, units, config.grades))
     return np.array(rows, dtype=np.int8).reshape(-1, len(FIELDS))

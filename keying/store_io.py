@@ -11,6 +11,9 @@ engine).
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 from horeca.errors import UserError
-from horeca.keying.blocking import block
+from horeca.keying.blocking import Blocker, CandidateSet, block
 from horeca.keying.config import KeyingConfig, load_config
 from horeca.keying.consolidate import consolidate, platform_domains
 from horeca.keying.engine import OUTCOMES, KeyingRun, Labels, key_places
@@ -111,24 +114,93 @@ UNIT_FIELDS = ("unit_id", "enterprise_number", "names", "street_fr", "street_nl"
                "horeca", "natural_person", "lat", "lon")
 
 
-def iter_register(db: sqlite_utils.Database, snapshot_id: int) -> Iterator[dict[str, Any]]:
+def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: int,
+                  rowids: tuple[int, int] | None = None) -> Iterator[dict[str, Any]]:
     """Every unit of a snapshot (the columns keying reads), geocoded coordinates in lat/lon
-    when there are some. Streams: a national register never sits in memory."""
+    when there are some; `rowids` = (first, last) limits it to a slice of the table.
+    Streams: a national register never sits in memory."""
+    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
     columns = ", ".join(f"u.{c}" for c in UNIT_FIELDS)
-    geocoded = db.execute("SELECT 1 FROM entity_geocodes WHERE entity_kind = 'unit' "
-                          "AND lat IS NOT NULL LIMIT 1").fetchone() is not None
+    geocoded = conn.execute("SELECT 1 FROM entity_geocodes WHERE entity_kind = 'unit' "
+                            "AND lat IS NOT NULL LIMIT 1").fetchone() is not None
+    where, params = "u.snapshot_id = ?", [snapshot_id]
+    if rowids is not None:
+        where += " AND u.rowid BETWEEN ? AND ?"
+        params += list(rowids)
     if geocoded:
         sql = (f"SELECT {columns}, e.lat, e.lon FROM register_units u "
                "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' "
-               "AND e.entity_id = u.unit_id AND e.lat IS NOT NULL WHERE u.snapshot_id = ?")
+               f"AND e.entity_id = u.unit_id AND e.lat IS NOT NULL WHERE {where}")
     else:
-        sql = f"SELECT {columns} FROM register_units u WHERE u.snapshot_id = ?"
+        sql = f"SELECT {columns} FROM register_units u WHERE {where}"
     names = UNIT_FIELDS
-    for values in db.conn.execute(sql, [snapshot_id]):
+    for values in conn.execute(sql, params):
         row = dict(zip(names, values, strict=False))
         if geocoded and values[-2] is not None:
             row["lat"], row["lon"] = values[-2], values[-1]
         yield row
+
+
+# Parallel scan: the places and settings reach the worker processes by fork, not pickle.
+_SHARED: dict[str, Any] = {}
+PARALLEL_MIN_UNITS = 100_000  # below this, starting processes costs more than it saves
+
+
+def _scan_slice(task: tuple[str, int, int, int]) -> dict[str, Any]:
+    path, snapshot_id, first, last = task
+    places, config = _SHARED["places"], _SHARED["config"]
+    blocker = Blocker(places, config.blocking, config.country,
+                      sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for unit in iter_register(conn, snapshot_id, (first, last)):
+            blocker.offer(unit)
+    finally:
+        conn.close()
+    return blocker.partial()
+
+
+def _db_file(db: sqlite_utils.Database) -> str | None:
+    row = db.conn.execute("PRAGMA database_list").fetchone()
+    return row[2] if row and row[2] else None
+
+
+def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[PlaceRecord],
+                  config: KeyingConfig, total_units: int,
+                  progress: Progress | None = None) -> CandidateSet:
+    """Blocking over the snapshot: in one process, or split by rowid over several
+    (`[keying.blocking] workers`) when the register is large. Same candidates either way."""
+    workers = config.blocking.workers or os.cpu_count() or 1
+    path = _db_file(db)
+    if workers > 1 and total_units >= PARALLEL_MIN_UNITS and path \
+            and "fork" in multiprocessing.get_all_start_methods():
+        lo, hi = db.execute("SELECT min(rowid), max(rowid) FROM register_units "
+                            "WHERE snapshot_id = ?", [snapshot_id]).fetchone()
+        step = (hi - lo) // workers + 1
+        tasks = [(path, snapshot_id, lo + k * step, min(hi, lo + (k + 1) * step - 1))
+                 for k in range(workers)]
+        _SHARED.update(places=places, config=config)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                parts = pool.map(_scan_slice, tasks)
+        finally:
+            _SHARED.clear()
+        blocker = Blocker(places, config.blocking, config.country,
+                          sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+        for part in parts:
+            blocker.absorb(part)
+        if progress:
+            progress("register", total_units, total_units)
+        return blocker.finish()
+
+    def units() -> Iterator[dict[str, Any]]:
+        for k, unit in enumerate(iter_register(db, snapshot_id), 1):
+            if progress and k % 20_000 == 0:
+                progress("register", k, total_units)
+            yield unit
+
+    return block(places, units(), config.blocking, country=config.country,
+                 sample_size=config.scoring.sample_units, seed=config.scoring.seed)
 
 
 def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> Labels | None:
@@ -208,15 +280,8 @@ def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | N
     total_units = db.execute("SELECT count(*) FROM register_units WHERE snapshot_id = ?",
                              [snapshot_id]).fetchone()[0]
 
-    def units() -> Iterator[dict[str, Any]]:
-        for k, unit in enumerate(iter_register(db, snapshot_id), 1):
-            if progress and k % 20_000 == 0:
-                progress("register", k, total_units)
-            yield unit
-
     t0 = time.perf_counter()
-    cands = block(places, units(), config.blocking, country=config.country,
-                  sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+    cands = scan_register(db, snapshot_id, places, config, total_units, progress)
     seconds["block"] = time.perf_counter() - t0
     if progress:
         progress("register", total_units, total_units)

@@ -18,7 +18,7 @@ from horeca.keying.compare import (
     name_score,
     name_scores_batch,
 )
-from horeca.keying.config import GradeConfig
+from horeca.keying.config import MODEL_FIELDS, GradeConfig
 from horeca.keying.consolidate import build_place
 from horeca.keying.model import MISSING
 from horeca.keying.records import (
@@ -163,10 +163,12 @@ def test_identity_needs_name_phone_web_or_vat_not_only_location() -> None:
 
 
 def test_location_level_counts_address_and_distance_once() -> None:
-    assert location_level(A, A, 0, F) == 0            # same door, whatever the pins say
-    assert location_level(A, F, 0, A) == 2            # same street, another door
-    assert location_level(MISSING, MISSING, MISSING, A) == 1  # no address, pins close
-    assert location_level(F, MISSING, 1, F) == 4      # elsewhere
+    level = MODEL_FIELDS["location"].index
+    assert location_level(A, A, 0, F) == level("A")            # same door, whatever the pins
+    assert location_level(A, F, 0, A) == level("S")            # same street, another door
+    assert location_level(MISSING, MISSING, MISSING, A) == level("N")   # no address, near
+    assert location_level(MISSING, MISSING, MISSING, A, close=True) == level("C")
+    assert location_level(F, MISSING, 1, F) == level("F")      # elsewhere
 
 
 def test_make_address_parses_number_and_postcode() -> None:

@@ -171,3 +171,34 @@ def test_blocking_finds_by_phone_name_address_and_distance_and_drops_common_keys
     assert not any(uid.startswith("3.") for uid in found)
     assert cands.stats["token"]["dropped_common_keys"] >= 1
     assert cands.units_scanned == len(units) + len(common)
+
+
+def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
+    from horeca.keying.blocking import Blocker
+
+    rows = [listing("gusto:1", "Brasserie du Parc", "Rue de la Loi", "17", lat=50.846),
+            listing("gusto:2", "Chez Marcel", None, None, lat=50.8521, phone="+3222222222")]
+    places = consolidate([prepare_listing(r) for r in rows], CONFIG.consolidation)
+    units = [unit("2.100.000.001", "Brasserie du Parc", "Rue de la Loi", "17", lat=50.846),
+             unit("2.100.000.002", "Other", "Rue X", "1", lat=50.80, phones=["+3222222222"]),
+             *FILLER,
+             *[unit(f"3.{k}", f"Parc Trading {k}", "Rue W", str(k), lat=50.7)
+               for k in range(30)]]
+    whole = block(places, units, CONFIG.blocking, sample_size=20, seed=5)
+    parts = []
+    for chunk in (units[:25], units[25:60], units[60:]):
+        b = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
+        for u in chunk:
+            b.offer(u)
+        parts.append(b.partial())
+    merged = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
+    for part in parts:
+        merged.absorb(part)
+    split = merged.finish()
+
+    def found(c):
+        return [{(c.units[j].unit_id, mask) for j, mask in pairs} for pairs in c.pairs]
+
+    assert found(split) == found(whole)
+    assert [u.unit_id for u in split.sample] == [u.unit_id for u in whole.sample]
+    assert split.token_df == whole.token_df and split.units_scanned == whole.units_scanned
