@@ -238,6 +238,59 @@ def _time_v(output: str) -> dict[str, float]:
             "system_s": float(grab("System time (seconds)") or 0)}
 
 
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/statm") as fh:
+                pages = int(fh.read().split()[1])
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def _run_watched(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a command, sampling the resident memory of its whole process tree (the scan's
+    worker processes included) every 0.2 s; the peak goes to `tree_peak_mb`."""
+    proc = subprocess.Popen(command, cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "100"})
+    peak = 0
+    import threading
+
+    out: dict[str, str] = {}
+
+    def drain(name: str, stream) -> None:
+        out[name] = stream.read()
+
+    readers = [threading.Thread(target=drain, args=(n, st)) for n, st in
+               (("stdout", proc.stdout), ("stderr", proc.stderr))]
+    for r in readers:
+        r.start()
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kb(proc.pid))
+        time.sleep(0.2)
+    for r in readers:
+        r.join()
+    done = subprocess.CompletedProcess(command, proc.returncode, out.get("stdout", ""),
+                                       out.get("stderr", ""))
+    done.tree_peak_kb = peak  # type: ignore[attr-defined]
+    return done
+
+
 def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
     db_path, truth_path = DATA / f"keying-{name}.db", DATA / f"keying-{name}-truth.csv"
     facts_path = DATA / f"keying-{name}.json"
@@ -250,12 +303,12 @@ def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
                "--snapshot-region", case["snapshot_region"], "--json"]
     shown = " ".join(["horeca", "--db", str(db_path.relative_to(ROOT)), *command[3:]])
     print(f"[{name}] {shown}", flush=True)
-    proc = subprocess.run(["/usr/bin/time", "-v", *command], cwd=ROOT, text=True,
-                          capture_output=True, env={**os.environ, "COLUMNS": "100"})
+    proc = _run_watched(["/usr/bin/time", "-v", *command])
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"[{name}] horeca key failed with status {proc.returncode}")
     figures = _time_v(proc.stderr)
+    figures["tree_peak_mb"] = round(proc.tree_peak_kb / 1024, 1)  # type: ignore[attr-defined]
     summary = json.loads(proc.stdout)
     quality = json.loads(subprocess.run(
         [HORECA, "--db", str(db_path), "evaluate", "--truth", str(truth_path), "--json"],
@@ -276,7 +329,8 @@ def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
         "target": case["target"]}
     target = case["target"]
     result["met"] = figures["wall_s"] <= target["seconds"] and (
-        "peak_mb" not in target or figures["peak_mb"] <= target["peak_mb"])
+        "peak_mb" not in target or max(figures["peak_mb"], figures["tree_peak_mb"])
+        <= target["peak_mb"])
     print(json.dumps(result, indent=2), flush=True)
     return result
 

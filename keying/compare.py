@@ -45,8 +45,9 @@ def location_level(street: int, number: int, postcode: int, distance: int,
                    close: bool = False) -> int:
     """The model's one "location" level from the street, number, postcode and distance
     grades (`close`: the pins are within `distance_close_m`, a few metres)."""
-    same_street = street in (A, B)
-    if same_street and number == A and postcode != 1:
+    # A street of the same name in another postcode is another street ("Rue du Moulin").
+    same_street = street in (A, B) and postcode != 1
+    if same_street and number == A:
         return _LOCATION["A"]                      # same door
     if same_street and number in (B, F):
         return _LOCATION["S"]                      # same street, another door
