@@ -156,13 +156,13 @@ class KboOptions:
 class Staging:
     """A throw-away SQLite database tuned for bulk loading (no journal, no fsync)."""
 
-    def __init__(self, workdir: Path | None) -> None:
+    def __init__(self, workdir: Path | None, cache_mb: int = 256) -> None:
         if workdir is not None:
             workdir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="horeca-register-", dir=workdir))
         self.conn = sqlite3.connect(self.dir / "staging.sqlite", isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE",
-                       "cache_size = -262144", "locking_mode = EXCLUSIVE"):
+                       f"cache_size = -{cache_mb * 1024}", "locking_mode = EXCLUSIVE"):
             self.conn.execute(f"PRAGMA {pragma}")
         self.conn.executescript(STAGING_SCHEMA)
 
@@ -203,7 +203,10 @@ class KboImport:
 
     def run(self) -> Iterator[tuple]:
         """Stage the extract, then yield one `register_units` row tuple per unit."""
-        self.staging = Staging(self.opts.workdir)
+        # A whole-country build looks up each unit's enterprise at random in a 1.6 GB
+        # staging database: a larger page cache saves ~15 % there. A region's staging
+        # database is a tenth of that and fits the default.
+        self.staging = Staging(self.opts.workdir, cache_mb=256 if self.regional else 1024)
         phases: dict[str, float] = {}
         self.counts["phase_seconds"] = phases
         try:
