@@ -24,8 +24,6 @@ UNIT_COLUMNS: tuple[str, ...] = (
     "phones", "websites", "emails", "nace", "horeca", "juridical_form", "natural_person",
     "start_date", "lat", "lon", "declared_workers", "declared_turnover", "declared_level",
 )
-ADDRESS_FIELDS = ("street_fr", "street_nl", "house_number", "box", "postcode",
-                  "municipality_fr", "municipality_nl")
 
 
 def unique(values: Iterable[str | None]) -> list[str]:

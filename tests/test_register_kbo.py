@@ -4,6 +4,7 @@ while streaming, update extracts, bad input reported with file and line."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -12,8 +13,11 @@ import pytest
 from horeca.errors import UserError
 from horeca.region import Region, resolve_region
 from horeca.register import ImportRequest, active_snapshot, import_register, iter_units
+from horeca.register.kbo import nace_json, pack_nace
 from horeca.register.kbo_format import write_extract, write_table
 from horeca.store import open_db
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BRUSSELS = Region("brussels", postcode_ranges=((1000, 1299),))
 
@@ -588,3 +592,26 @@ def test_write_table_round_trips_through_the_csv_module(tmp_path):
     write_table(path, "denomination", [{"EntityNumber": ent(1), "Denomination": 'a "b", c'}])
     rows = list(csv.reader(path.open(encoding="utf-8", newline="")))
     assert rows[1] == [ent(1), "", "", 'a "b", c']
+
+
+# ------------------------------------------------------------------ pure helpers
+
+nace_items = st.lists(st.tuples(st.text("0123456789.", max_size=6),
+                                st.sampled_from(["2003", "2008", "2025", ""]),
+                                st.sampled_from(["MAIN", "SECO", "ANCI", "", 'x"y'])),
+                      max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=nace_items)
+def test_packed_nace_items_come_back_once_each_in_order(items):
+    packed = pack_nace(dict.fromkeys(items))
+    objects = json.loads("[" + ",".join(nace_json(packed, "enterprise", set())) + "]")
+    clean = {(c.replace(".", ""), v, k.replace('"', "")) for c, v, k in items
+             if c.replace(".", "")}
+    got = [(o["code"], o["version"], o["classification"]) for o in objects]
+    assert sorted(got) == sorted(clean) and len(got) == len(set(got))
+    order = {"MAIN": 0, "SECO": 1, "ANCI": 2}
+    keys = [(order.get(k, 3), v, c) for c, v, k in got]
+    assert keys == sorted(keys)
+    assert all(o["level"] == "enterprise" for o in objects)
