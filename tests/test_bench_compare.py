@@ -9,6 +9,7 @@ asserted here: speed and memory belong to bench/ and docs/benchmarks.md.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ if str(ROOT) not in sys.path:
 from bench import compare_horeca, splink_model  # noqa: E402
 from bench.compare_metrics import f1, horeca_answers, listing_scores, splink_answers  # noqa: E402
 from bench.compare_world import APPROVED, generated_world, raw_record  # noqa: E402
+from bench.splink_compare import run_child, tree_rss_kb  # noqa: E402
 
 TINY = {"units": 400, "horeca_units": 120, "businesses": 100,
         "generic_streets_per_postcode": 2}
@@ -102,7 +104,10 @@ def test_horeca_side_and_splink_inputs_on_a_tiny_world(tmp_path: Path) -> None:
     assert row["phone"] == row["phones"][0] and row["phone"].startswith("+32")
     assert all(r["names"] is None or all(r["names"]) for r in (*listings, *units))
 
-    key = compare_horeca.key(db)
+    # horeca key as the benchmark runs it: its own process, measured from outside.
+    key = run_child("horeca key", ["-m", "bench.compare_horeca", "key", "--db", str(db),
+                                   "--out", str(tmp_path / "key.json")], tmp_path / "key.json")
+    assert key["tree_peak_mb"] > 0 and key["cpu_s"] > 0 and key["outside_wall_s"] > 0
     assert sum(key["facts"]["outcomes"].values()) == key["facts"]["places"]
     answers, shares = horeca_answers(db)
     assert len(answers) == kept
@@ -112,6 +117,20 @@ def test_horeca_side_and_splink_inputs_on_a_tiny_world(tmp_path: Path) -> None:
     # The real chain on a clean, tiny world: most registered listings are found and
     # nearly every match is right (a broken harness would score near zero).
     assert scores["precision"] >= 0.9 and scores["recall"] >= 0.7
+
+
+def test_tree_memory_counts_a_child_process() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; b = b'x' * 60_000_000;"
+                              " print('ready', flush=True); time.sleep(30)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        alone = tree_rss_kb(child.pid)
+        assert alone >= 55_000  # KiB: the child's 60 MB buffer is resident
+        assert tree_rss_kb(os.getpid()) >= alone  # this process's tree includes the child
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_bench_runner_rejects_unknown_names() -> None:
