@@ -5,6 +5,7 @@ extract) streams past once and each unit is looked up under its keys:
 
 | kind       | key                                   | finds                              |
 |------------|---------------------------------------|------------------------------------|
+| verdict    | unit or enterprise number             | the unit a reviewer named          |
 | vat        | enterprise number                     | the enterprise a listing names     |
 | phone      | E.164 number                          | any number the unit declared       |
 | domain     | registered domain of website / e-mail | the unit's own site                |
@@ -50,10 +51,15 @@ from horeca.normalize import (
     street_core,
 )
 
-KINDS = ("vat", "phone", "domain", "address", "name", "street", "token", "local", "near")
+KINDS = ("verdict", "vat", "phone", "domain", "address", "name", "street", "token", "local",
+         "near")
 KIND_BIT = {k: 1 << i for i, k in enumerate(KINDS)}
 MAX_RANGE = 12  # house-number ranges longer than this are indexed by their ends only
 M_PER_DEG = 111_320.0
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
 
 
 def name_key(words: Iterable[str]) -> str:
@@ -123,7 +129,8 @@ class Blocker:
     """Index the places, then `offer` every register unit once, then `finish`."""
 
     def __init__(self, places: Sequence[PlaceRecord], config: BlockingConfig,
-                 country: str = "BE", *, sample_size: int = 2000, seed: int = 0) -> None:
+                 country: str = "BE", *, sample_size: int = 2000, seed: int = 0,
+                 known: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.country = country
         self.places = places
@@ -138,6 +145,11 @@ class Blocker:
         self.place_streets: set[tuple[str, str]] = set()
         for i, place in enumerate(places):
             self._index_place(i, place)
+        # Units reviewers named ("registered under N") are always candidates of their place.
+        by_id = {place.id: i for i, place in enumerate(places)}
+        for pid, number in (known or {}).items():
+            if pid in by_id and _digits(number):
+                self._add("verdict", _digits(number), by_id[pid])
         points = [p for place in places for p in place.points]
         pad = 2 * config.grid_m / M_PER_DEG
         self.extent = ((min(p[0] for p in points) - pad, min(p[1] for p in points) - 2 * pad,
@@ -159,6 +171,7 @@ class Blocker:
         self.seed = seed
         self.sample: list[tuple[int, str, Mapping[str, Any], Mapping[str, Any] | None]] = []
         self._limits = {
+            "verdict": config.max_units_per_enterprise,
             "vat": config.max_units_per_enterprise, "phone": config.max_units_per_phone,
             "domain": config.max_units_per_domain, "address": config.max_units_per_address,
             "name": config.max_units_per_name,
@@ -268,6 +281,10 @@ class Blocker:
             key = str(number).replace(".", "")
             if key in index["vat"]:
                 hits.append(("vat", key))
+        if index["verdict"]:
+            for value in (unit.get("unit_id"), number):
+                if value and _digits(str(value)) in index["verdict"]:
+                    hits.append(("verdict", _digits(str(value))))
         phones = unit.get("phones")
         if phones and index["phone"]:
             for phone in json_list(phones):
@@ -465,12 +482,14 @@ def _strength(mask: int) -> int:
 def block(places: Sequence[PlaceRecord], units: Iterable[Mapping[str, Any]],
           config: BlockingConfig, *, country: str = "BE",
           geocodes: Mapping[str, Mapping[str, Any]] | None = None,
-          sample_size: int = 2000, seed: int = 0) -> CandidateSet:
+          sample_size: int = 2000, seed: int = 0,
+          known: Mapping[str, str] | None = None) -> CandidateSet:
     """Candidates for every place from one pass over `units` (register-unit dicts).
 
     `geocodes` maps unit_id -> {lat, lon}; a unit's own lat/lon is used when absent.
     """
-    blocker = Blocker(places, config, country, sample_size=sample_size, seed=seed)
+    blocker = Blocker(places, config, country, sample_size=sample_size, seed=seed,
+                      known=known)
     for unit in units:
         blocker.offer(unit, geocodes.get(str(unit.get("unit_id"))) if geocodes else None)
     return blocker.finish()

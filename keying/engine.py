@@ -165,8 +165,9 @@ def _label_array(places: Sequence[PlaceRecord], units: Sequence[UnitRecord],
         if (pid, unit.unit_id) in labels.pairs:
             out[k] = labels.pairs[(pid, unit.unit_id)]
         elif pid in labels.registered_under:
-            forced = labels.registered_under[pid]
-            out[k] = 1 if forced in (unit.unit_id, unit.enterprise_number) else 0
+            forced = _digits(labels.registered_under[pid])
+            out[k] = 1 if forced in (_digits(unit.unit_id),
+                                     _digits(unit.enterprise_number or "")) else 0
         elif pid in labels.absent:
             out[k] = 0
     return out
@@ -210,6 +211,10 @@ def _score(pairs: list[list[_Pair]], model: FSModel) -> None:
         p.bits = float(b)
     for ps in pairs:
         ps.sort(key=lambda p: (-p.bits, p.unit))
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
 
 
 def _log2_odds(p: float) -> float:
@@ -466,9 +471,10 @@ class _Decider:
         """A reviewer's "registered under <number>" overrides the model."""
         place, ps = self.places[i], self.pairs[i]
         number = self.forced[place.id]
+        wanted = _digits(number)
         for p in ps:
             u = self.units[p.unit]
-            if number in (u.unit_id, u.enterprise_number):
+            if wanted and wanted in (_digits(u.unit_id), _digits(u.enterprise_number or "")):
                 self.taken.setdefault(p.unit, i)
                 probs = candidate_probabilities([q.bits for q in ps])
                 top = [self._explain(i, p, probs[ps.index(p)])]

@@ -150,7 +150,8 @@ def _scan_slice(task: tuple[str, int, int, int]) -> dict[str, Any]:
     path, snapshot_id, first, last = task
     places, config = _SHARED["places"], _SHARED["config"]
     blocker = Blocker(places, config.blocking, config.country,
-                      sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+                      sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                      known=_SHARED["known"])
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         for unit in iter_register(conn, snapshot_id, (first, last)):
@@ -167,7 +168,8 @@ def _db_file(db: sqlite_utils.Database) -> str | None:
 
 def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[PlaceRecord],
                   config: KeyingConfig, total_units: int,
-                  progress: Progress | None = None) -> CandidateSet:
+                  progress: Progress | None = None,
+                  known: Mapping[str, str] | None = None) -> CandidateSet:
     """Blocking over the snapshot: in one process, or split by rowid over several
     (`[keying.blocking] workers`) when the register is large. Same candidates either way."""
     workers = config.blocking.workers or os.cpu_count() or 1
@@ -179,14 +181,15 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
         step = (hi - lo) // workers + 1
         tasks = [(path, snapshot_id, lo + k * step, min(hi, lo + (k + 1) * step - 1))
                  for k in range(workers)]
-        _SHARED.update(places=places, config=config)
+        _SHARED.update(places=places, config=config, known=known)
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 parts = pool.map(_scan_slice, tasks)
         finally:
             _SHARED.clear()
         blocker = Blocker(places, config.blocking, config.country,
-                          sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+                          sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                          known=known)
         for part in parts:
             blocker.absorb(part)
         if progress:
@@ -200,7 +203,8 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
             yield unit
 
     return block(places, units(), config.blocking, country=config.country,
-                 sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+                 sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                 known=known)
 
 
 def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> Labels | None:
@@ -280,12 +284,13 @@ def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | N
     total_units = db.execute("SELECT count(*) FROM register_units WHERE snapshot_id = ?",
                              [snapshot_id]).fetchone()[0]
 
+    labels = review_labels(db, places) if use_verdicts else None
     t0 = time.perf_counter()
-    cands = scan_register(db, snapshot_id, places, config, total_units, progress)
+    cands = scan_register(db, snapshot_id, places, config, total_units, progress,
+                          known=labels.registered_under if labels else None)
     seconds["block"] = time.perf_counter() - t0
     if progress:
         progress("register", total_units, total_units)
-    labels = review_labels(db, places) if use_verdicts else None
     t0 = time.perf_counter()
     run = key_places(places, cands, config, labels)
     seconds["compare_score_assign"] = time.perf_counter() - t0

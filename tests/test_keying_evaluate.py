@@ -206,3 +206,38 @@ def test_cli_user_mistakes_are_one_line(small_store: tuple[Path, Path],
     missing = runner.invoke(app, ["--db", str(db_path), "evaluate", "--truth",
                                   str(tmp_path / "nope.csv")])
     assert missing.exit_code == 2 and "truth file not found" in missing.output
+
+
+def test_verdicts_force_matches_and_serve_as_labels(small_store: tuple[Path, Path],
+                                                    tmp_path: Path) -> None:
+    import shutil
+
+    db_path = tmp_path / "v.db"
+    shutil.copy(small_store[0], db_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", str(db_path), "key"]).exit_code == 0
+    db = open_db(db_path)
+    # a place keyed as doubt or no-match, reviewed as registered under some unit
+    place_id, listing_ids = db.execute(
+        "SELECT p.id, p.listing_ids FROM places p JOIN keying_results k ON k.place_id = p.id "
+        "WHERE k.outcome != 'match' ORDER BY p.id LIMIT 1").fetchone()
+    unit_id = db.execute("SELECT unit_id FROM register_units WHERE horeca = 1 "
+                         "ORDER BY unit_id LIMIT 1").fetchone()[0]
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO verdicts (place_id, listing_ids, verdict, register_number, outcome, "
+            "reviewer, reviewed_at, imported_at) VALUES (?, ?, 'registered_under', ?, "
+            "'doubt', 'inspector A', '2026-11-20', '2026-11-21')",
+            [place_id, listing_ids, unit_id])
+    db.conn.close()
+    keyed = runner.invoke(app, ["--db", str(db_path), "key", "--json"])
+    assert keyed.exit_code == 0, keyed.output
+    db = open_db(db_path)
+    outcome, matched, reason = db.execute(
+        "SELECT outcome, unit_id, reason FROM keying_results WHERE place_id = ?",
+        [place_id]).fetchone()
+    db.conn.close()
+    assert (outcome, matched) == ("match", unit_id) and "reviewer" in reason
+    report = runner.invoke(app, ["--db", str(db_path), "evaluate", "--verdicts", "--json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["places"] == 1
