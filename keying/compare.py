@@ -25,8 +25,8 @@ from rapidfuzz.distance import OSA
 
 A, B, F = 0, 1, 2  # level codes for three-level fields; two-level fields use A, 1 = F
 GRADES: tuple[str, ...] = tuple(GRADED_FIELDS)  # the graded fields, in display order
-IDENTITY_FIELDS = ("name", "phone", "web", "vat")
 _FIELD_INDEX = {f: j for j, f in enumerate(GRADES)}
+IDENTITY_CONTACTS = ("phone", "web", "vat")  # with the name: what identifies a business
 _NAME = {lv: i for i, lv in enumerate(MODEL_FIELDS["name"])}
 _LOCATION = {lv: i for i, lv in enumerate(MODEL_FIELDS["location"])}
 
@@ -95,7 +95,7 @@ def has_identity(levels: Sequence[int]) -> bool:
     the name (A or B), the phone, the website or the VAT number."""
     if levels[_FIELD_INDEX["name"]] in (A, B):
         return True
-    return any(levels[_FIELD_INDEX[f]] == 0 for f in ("phone", "web", "vat"))
+    return any(levels[_FIELD_INDEX[f]] == 0 for f in IDENTITY_CONTACTS)
 
 # ----------------------------------------------------------------------------- names
 

@@ -273,13 +273,17 @@ def render_report(report: Mapping[str, Any]) -> str:
     lines.append(f"  consolidation: {c['impure_places']} places mixing businesses, "
                  f"{c['businesses_split']} businesses split over several places")
     lines.append("")
-    header = ("difficulty", "match ok", "wrong unit", "doubt", "no-match", "absent->match",
-              "absent->doubt", "absent->no-m.")
-    widths = (16, 9, 10, 6, 9, 14, 14, 14)
+    lines.append("By difficulty (places). Registered: ok = matched to its unit, wrong = "
+                 "to another;")
+    lines.append("abs:m / abs:d / abs:n = places absent from the register that were matched, "
+                 "doubted, no-matched.")
+    header = ("difficulty", "ok", "wrong", "doubt", "no-m", "abs:m", "abs:d", "abs:n")
+    widths = (15, 5, 6, 6, 5, 6, 6, 6)
     lines.append(" ".join(h.rjust(w) if i else h.ljust(w)
                           for i, (h, w) in enumerate(zip(header, widths, strict=True))))
     for diff, row in report["by_difficulty"].items():
-        cells = [diff.ljust(widths[0])] + [str(row[c]).rjust(w)
-                                           for c, w in zip(COLUMNS, widths[1:], strict=True)]
+        values = [str(row[c]) for c in COLUMNS]
+        cells = [diff.ljust(widths[0])] + [v.rjust(w) for v, w in zip(values, widths[1:],
+                                                                      strict=True)]
         lines.append(" ".join(cells))
     return "\n".join(lines)

@@ -102,12 +102,6 @@ class FSModel:
         return out
 
 
-def default_model(register_size: int = 1) -> FSModel:
-    return FSModel(m={f: np.array(PRIOR_M[f]) for f in FIELDS},
-                   u={f: np.array(PRIOR_U[f]) for f in FIELDS}, prior=PRIOR_SHARE,
-                   register_size=register_size)
-
-
 def _normalise(counts: np.ndarray, floor: float) -> np.ndarray:
     p = counts / counts.sum() if counts.sum() > 0 else np.full(len(counts), 1 / len(counts))
     p = np.clip(p, floor, 1.0)
@@ -286,14 +280,3 @@ def estimate(gamma: np.ndarray, groups: np.ndarray, u: Mapping[str, np.ndarray],
         previous = ll
     result.m, result.u, result.prior = m, u, share
     return result
-
-
-def grades_to_gamma(rows: Sequence[Mapping[str, str]]) -> np.ndarray:
-    """[{'name': 'A', 'phone': 'Z', ...}, ...] -> level matrix (for tests and labels)."""
-    gamma = np.full((len(rows), len(FIELDS)), MISSING, dtype=np.int8)
-    for i, row in enumerate(rows):
-        for j, f in enumerate(FIELDS):
-            g = row.get(f, "Z")
-            if g != "Z":
-                gamma[i, j] = MODEL_FIELDS[f].index(g)
-    return gamma

@@ -10,7 +10,6 @@ the unit's address, which is what the offline geocoder returns for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from horeca.normalize import to_e164
@@ -93,7 +92,3 @@ def listings_from_world(world: Any, sources: tuple[str, ...] | None = None
             out.append({**r, "id": f"{r['source']}:{r['source_id']}",
                         "alt_names": json.dumps(r.get("alt_names") or [])})
     return out
-
-
-def iter_units(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield from rows
