@@ -89,9 +89,14 @@ def load_listings(db: sqlite_utils.Database, region: Region | None = None,
     geocodes = {
         row["entity_id"]: row for row in db.query(
             "SELECT entity_id, lat, lon FROM entity_geocodes WHERE entity_kind = 'listing' "
-            "AND lat IS NOT NULL AND lon IS NOT NULL")
+            f"AND lat IS NOT NULL AND lon IS NOT NULL AND {TRUSTED_POSITION}")
         if row["entity_id"] in wanted}
     return listings, geocodes
+
+
+# Only a geocode at house-number precision is a position of the premises: a street or
+# postcode centroid would make two businesses in the same postcode grade as "same place".
+TRUSTED_POSITION = "precision = 'house_number'"
 
 
 def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
@@ -130,7 +135,8 @@ def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: i
     if geocoded:
         sql = (f"SELECT {columns}, e.lat, e.lon FROM register_units u "
                "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' "
-               f"AND e.entity_id = u.unit_id AND e.lat IS NOT NULL WHERE {where}")
+               f"AND e.entity_id = u.unit_id AND e.lat IS NOT NULL AND e.{TRUSTED_POSITION} "
+               f"WHERE {where}")
     else:
         sql = f"SELECT {columns} FROM register_units u WHERE {where}"
     names = UNIT_FIELDS
