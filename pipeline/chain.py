@@ -32,6 +32,7 @@ class ChainOptions:
     register_mapping: Path | None = None
     gazetteer_path: Path | None = None            # a street gazetteer to load first
     online: bool = False
+    geocode_config: Path | None = None            # [geocode] table: provider, user agent
     proxy: str | None = None
     throttle: bool = True
     parallel: int = 1                             # sources crawled at once (distinct sites)
@@ -66,6 +67,7 @@ def run_chain(db: sqlite_utils.Database, db_path: Path, opts: ChainOptions, *, r
     # Imports are local so `horeca --help` stays fast and one broken stage cannot stop
     # the others' commands from loading.
     from horeca.exports.export import export_places, top_targets
+    from horeca.geocode.config import load_config as load_geocode_config
     from horeca.geocode.loaders import import_segments
     from horeca.geocode.run import geocode_pending
     from horeca.keying.engine import key_region
@@ -99,8 +101,9 @@ def run_chain(db: sqlite_utils.Database, db_path: Path, opts: ChainOptions, *, r
                                            actor=actor, purpose=purpose)
 
     notice("geocode: cache, offline gazetteer" + (", online" if opts.online else ""))
-    result.geocode = geocode_pending(db, opts.region, online=opts.online, actor=actor,
-                                     purpose=purpose, progress=progress)
+    result.geocode = geocode_pending(db, opts.region, online=opts.online,
+                                     config=load_geocode_config(opts.geocode_config),
+                                     actor=actor, purpose=purpose, progress=progress)
 
     notice("key: consolidate, block, compare, score, assign")
     result.keying = key_region(db, region_key=opts.region_name, region=opts.region,

@@ -91,7 +91,11 @@ def run_command(
     gazetteer: Path = typer.Option(None, "--gazetteer",
                                    help="Street gazetteer CSV to load before geocoding."),
     online: bool = typer.Option(False, "--online",
-                                help="Also geocode online (Nominatim; 1 request/s, cached)."),
+                                help="Also geocode online (Nominatim; 1 request/s, cached); "
+                                     "needs a user agent in --geocode-config."),
+    geocode_config: Path = typer.Option(
+        None, "--geocode-config", envvar="HORECA_GEOCODE_CONFIG", metavar="FILE",
+        help="TOML with a [geocode] table (provider, user_agent, ...); see docs/geocoding.md."),
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Folder for the exports."),
     formats: str = typer.Option(",".join(EXPORT_FORMATS), "--formats",
                                 help="Export formats, comma separated."),
@@ -117,6 +121,7 @@ def run_command(
         register_paths=list(register) if register else None,
         register_format="csv" if register_mapping else "auto",
         register_mapping=register_mapping, gazetteer_path=gazetteer, online=online,
+        geocode_config=geocode_config,
         proxy=proxy, crawl=not no_crawl, parallel=parallel, formats=_formats(formats))
     _run(app_ctx, "run", opts)
 

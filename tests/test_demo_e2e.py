@@ -71,3 +71,22 @@ def test_demo_rerun_is_idempotent(demo_run) -> None:
     again = _horeca("demo", "--out", "out", cwd=work)
     assert again.returncode == 0, again.stderr[-3000:]
     assert counts() == before
+
+
+def test_run_keys_the_stored_region_against_its_active_snapshot(demo_run) -> None:
+    work, _ = demo_run
+    result = _horeca("--db", "out/horeca.db", "run", "--region", "brussels", "--no-crawl",
+                     "--out", "run-out", "--formats", "csv", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Places by class" in result.stderr
+    assert (work / "run-out" / "no-match.csv").stat().st_size > 0
+    assert (work / "run-out" / "doubt.csv").stat().st_size > 0
+
+
+def test_run_without_any_register_is_one_clear_error(tmp_path: Path) -> None:
+    result = _horeca("--db", "empty.db", "run", "--region", "brussels", "--no-crawl",
+                     cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "no register imported for region 'brussels'" in result.stderr
+    assert "--register" in result.stderr
