@@ -65,6 +65,22 @@ def code_version() -> dict[str, Any]:
     return {"commit": git("rev-parse", "--short", "HEAD").strip(), "changed_files": changed}
 
 
+def source_digest() -> str:
+    """SHA-256 of horeca's own Python sources (not bench/ or tests/): equal at the start
+    and end of a run means every round measured the same code."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    skip = {".venv", "bench", "tests", "build", ".git", "__pycache__", "demo", "out"}
+    paths = []
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [d for d in subfolders if d not in skip and not d.startswith(".")]
+        paths += [Path(folder) / f for f in files if f.endswith(".py")]
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def splink_installed() -> bool:
     probe = subprocess.run([PYTHON, "-c", "import splink, duckdb"], capture_output=True)
     return probe.returncode == 0
@@ -198,6 +214,7 @@ def compare(scale: str, *, threshold: float, keep: bool, regenerate: bool,
     _fresh(db)
     result: dict[str, Any] = {
         "scale": scale, "machine": machine(), "code": code_version(), "threshold": threshold,
+        "source_digest_at_start": source_digest(),
         "command": f".venv/bin/python -m bench compare --scale {scale}"
                    + (f" --repeat {repeat}" if repeat > 1 else ""),
         "listings_loaded_by": world.loading, "world_sizes": world.sizes,
@@ -241,6 +258,10 @@ def compare(scale: str, *, threshold: float, keep: bool, regenerate: bool,
         "peak_detail_mb": _peak_detail(spl),
         "inside_s": spl["seconds"], "model": spl["model"], "sweep": sweep(predictions, ids,
                                                                            truth)}
+    result["source_digest_at_end"] = source_digest()
+    if result["source_digest_at_end"] != result["source_digest_at_start"]:
+        print("warning: horeca's sources changed during this run; run it again for figures "
+              "of one version", file=sys.stderr)
     result["repeat"] = repeat
     result["same_answers_every_round"] = {
         "horeca": all(a[0] == answers_seen[0][0] for a in answers_seen),
