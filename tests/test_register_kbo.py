@@ -13,7 +13,7 @@ import pytest
 from horeca.errors import UserError
 from horeca.region import Region, resolve_region
 from horeca.register import ImportRequest, active_snapshot, import_register, iter_units
-from horeca.register.kbo import nace_json, pack_nace
+from horeca.register.kbo import nace_json, pack_nace, phone_e164
 from horeca.register.kbo_format import write_extract, write_table
 from horeca.store import open_db
 from hypothesis import given, settings
@@ -615,3 +615,17 @@ def test_packed_nace_items_come_back_once_each_in_order(items):
     keys = [(order.get(k, 3), v, c) for c, v, k in got]
     assert keys == sorted(keys)
     assert all(o["level"] == "enterprise" for o in objects)
+
+
+belgian_written = st.builds(
+    lambda digits, seps: "".join(d + s for d, s in zip(digits, seps, strict=False)),
+    st.text("0123456789", min_size=8, max_size=11).map(lambda d: "0" + d[1:]),
+    st.lists(st.sampled_from(["", "", " ", ".", "/", "-"]), min_size=11, max_size=11))
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(belgian_written, st.text(max_size=20)),
+       country=st.sampled_from(["BE", "BE", "FR", "NL"]))
+def test_register_phone_shortcut_agrees_with_to_e164(raw, country):
+    from horeca.normalize import to_e164
+    assert phone_e164(raw, country) == to_e164(raw, country)
