@@ -1,7 +1,7 @@
 """The horeca side of the side-by-side benchmark, run as its own process.
 
     python -m bench.compare_horeca prepare --scale demo --db D.db --proxy URL --out P.json
-    python -m bench.compare_horeca key --db D.db --out K.json
+    python -m bench.compare_horeca key --db D.db --out K.json [--config KEYING.toml]
 
 `prepare` runs the chain up to keying on a fresh store: register import, listings (a real
 crawl of the fixture sites through the legal gate for the demo; `listings import` of the
@@ -103,7 +103,7 @@ def prepare(db_path: Path, world: WorldFiles, proxy: str | None) -> dict[str, An
     return {"seconds": stages.seconds, "facts": stages.facts}
 
 
-def key(db_path: Path) -> dict[str, Any]:
+def key(db_path: Path, config: Path | None = None) -> dict[str, Any]:
     from horeca.keying.engine import key_region
     from horeca.region import resolve_region
     from horeca.store import open_db
@@ -111,7 +111,8 @@ def key(db_path: Path) -> dict[str, Any]:
     db = open_db(db_path)
     stages = Stages()
     summary = stages.run("key", lambda: key_region(
-        db, region_key=REGION, region=resolve_region(REGION), actor=ACTOR, purpose=PURPOSE))
+        db, region_key=REGION, region=resolve_region(REGION), config_path=config, actor=ACTOR,
+        purpose=PURPOSE))
     db.close()
     facts = {"listings": summary.listings, "places": summary.places, "pairs": summary.pairs,
              "units_scanned": summary.units_scanned, "outcomes": summary.counts,
@@ -128,12 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--proxy", default=None)
+    parser.add_argument("--config", type=Path, default=None, help="keying config (TOML)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.stage == "prepare":
         report = prepare(args.db, world_for(args.scale), args.proxy)
     else:
-        report = key(args.db)
+        report = key(args.db, args.config)
     report["wall_s"] = round(time.perf_counter() - started, 3)
     report["peak_mb"] = peak_mb()
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -202,6 +202,21 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def same_threshold(db: Path, work: Path, threshold: float, truth: Any) -> dict[str, Any]:
+    """horeca keyed once more with its match probability set to Splink's threshold
+    (quality only: the default run above gives the time and memory)."""
+    config = work / "keying-threshold.toml"
+    config.write_text(f"[keying.scoring]\nmatch_probability = {threshold}\n",
+                      encoding="utf-8")
+    print(f"[+] horeca: key with match probability {threshold}, as Splink", flush=True)
+    run_child("horeca key", ["-m", "bench.compare_horeca", "key", "--db", str(db), "--out",
+                             str(work / "key-threshold.json"), "--config", str(config)],
+              work / "key-threshold.json")
+    answers, shares = horeca_answers(db)
+    return {"match_probability": threshold, "scores": listing_scores(answers, truth),
+            **shares}
+
+
 def compare(scale: str, *, threshold: float, keep: bool, regenerate: bool,
             repeat: int = 1) -> dict[str, Any]:
     from horeca.keying.evaluate import load_truth
@@ -258,6 +273,7 @@ def compare(scale: str, *, threshold: float, keep: bool, regenerate: bool,
         "peak_detail_mb": _peak_detail(spl),
         "inside_s": spl["seconds"], "model": spl["model"], "sweep": sweep(predictions, ids,
                                                                            truth)}
+    result["horeca_at_splink_threshold"] = same_threshold(db, work, threshold, truth)
     result["source_digest_at_end"] = source_digest()
     if result["source_digest_at_end"] != result["source_digest_at_start"]:
         print("warning: horeca's sources changed during this run; run it again for figures "
@@ -281,13 +297,14 @@ def compare(scale: str, *, threshold: float, keep: bool, regenerate: bool,
 
 def table(r: dict[str, Any]) -> str:
     """The markdown rows docs/benchmarks.md quotes."""
-    h, s = r["horeca"], r["splink"]
+    h, s, t = r["horeca"], r["splink"], r["horeca_at_splink_threshold"]
 
     def pct(x: float | None) -> str:
         return "-" if x is None else f"{100 * x:.1f} %"
 
     rows = [
-        "| | horeca | Splink 4 (DuckDB) |", "|---|---|---|",
+        f"| | horeca (default settings) | Splink 4, DuckDB (threshold {r['threshold']}) |",
+        "|---|---|---|",
         f"| precision of matches | {pct(h['scores']['precision'])} | "
         f"{pct(s['scores']['precision'])} |",
         f"| recall of matches | {pct(h['scores']['recall'])} | {pct(s['scores']['recall'])} |",
@@ -297,6 +314,10 @@ def table(r: dict[str, Any]) -> str:
         f"{h['scores']['matched_but_absent']}) | {s['scores']['matched']} "
         f"({s['scores']['correct']} / {s['scores']['wrong_unit']} / "
         f"{s['scores']['matched_but_absent']}) |",
+        f"| both at match probability {t['match_probability']}: precision / recall / F1 | "
+        f"{pct(t['scores']['precision'])} / {pct(t['scores']['recall'])} / "
+        f"{pct(t['scores']['f1'])} | {pct(s['scores']['precision'])} / "
+        f"{pct(s['scores']['recall'])} / {pct(s['scores']['f1'])} |",
         f"| doubt (left to a person) | {pct(h['doubt_share_places'])} of places, "
         f"{pct(h['doubt_share_listings'])} of listings | - |",
         f"| keying wall time | {h['key']['wall_s']:.1f} s | {s['wall_s']:.1f} s |",
