@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from horeca.geocode.geo import EARTH_RADIUS_M, haversine_m
 from horeca.normalize import (
     FREE_MAIL_DOMAINS,
     GENERIC_WORDS,
@@ -32,8 +33,6 @@ from horeca.normalize import (
     street_core,
     to_e164,
 )
-
-EARTH_RADIUS_M = 6_371_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +126,6 @@ def json_list(value: Any) -> list:
     return [value]
 
 
-def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1 = math.radians(a[0]), math.radians(a[1])
-    lat2, lon2 = math.radians(b[0]), math.radians(b[1])
-    h = (math.sin((lat2 - lat1) / 2) ** 2
-         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
 def min_distance_m(points_a: Sequence[tuple[float, float]],
                    points_b: Sequence[tuple[float, float]]) -> float | None:
     """Shortest distance between two sets of points, in metres (None if one is empty).
@@ -153,7 +144,7 @@ def min_distance_m(points_a: Sequence[tuple[float, float]],
                 best = d
     if best is not None and best > 20_000:
         # far apart: the approximation drifts, take the exact great-circle distance
-        best = min(haversine_m(a, b) for a in points_a for b in points_b)
+        best = min(haversine_m(*a, *b) for a in points_a for b in points_b)
     return best
 
 
