@@ -95,10 +95,14 @@ def run_import(name: str, extract: Path, args: list[str]) -> dict:
               "units": counts["units"], "horeca_units": counts["horeca_units"],
               "activity_rows_staged": counts.get("activity_rows"),
               "phase_seconds": counts.get("phase_seconds"),
+              "phase_cpu_seconds": counts.get("phase_cpu_seconds"),
               "target": TARGETS[name], "summary": summary}
     target = TARGETS[name]
     result["met"] = figures["wall_s"] <= target["seconds"] and (
         "peak_mb" not in target or figures["peak_mb"] <= target["peak_mb"])
+    result["store_mb"] = round(sum(Path(f"{db}{suffix}").stat().st_size
+                                   for suffix in ("", "-wal")
+                                   if Path(f"{db}{suffix}").exists()) / 1e6, 1)
     print(json.dumps(result, indent=2), flush=True)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)

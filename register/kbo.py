@@ -55,7 +55,13 @@ from horeca.register.kbo_format import (
     table_layers,
 )
 from horeca.register.progress import Reporter
-from horeca.register.reader import KeyFilter, entity_digits, iter_rows, read_layout
+from horeca.register.reader import (
+    CsvLayout,
+    KeyFilter,
+    entity_digits,
+    iter_rows,
+    read_layout,
+)
 from horeca.register.units import HORECA_PREFIXES, to_json, unique
 
 STAGING_SCHEMA = """
@@ -226,12 +232,11 @@ class KboImport:
 
     def run(self) -> Iterator[tuple]:
         """Stage the extract, then yield one `register_units` row tuple per unit."""
-        # A whole-country build looks up each unit's enterprise at random in a 1.6 GB
-        # staging database: a larger page cache saves ~15 % there. A region's staging
-        # database is a tenth of that and fits the default.
-        self.staging = Staging(self.opts.workdir, cache_mb=256 if self.regional else 1024)
+        self.staging = Staging(self.opts.workdir)
         phases: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         self.counts["phase_seconds"] = phases
+        self.counts["phase_cpu_seconds"] = cpu
         try:
             for phase in (self._read_deletes, self._stage_addresses,
                           self._stage_establishments, self._choose_units,
@@ -239,13 +244,16 @@ class KboImport:
                           self._apply_nace_filter, self._stage_enterprises,
                           self._stage_branches, self._stage_denominations,
                           self._stage_contacts, self._stage_declared):
-                started = time.monotonic()
+                started, started_cpu = time.monotonic(), time.process_time()
                 phase()
-                phases[phase.__name__.lstrip("_")] = round(time.monotonic() - started, 1)
-            started = time.monotonic()
+                name = phase.__name__.lstrip("_")
+                phases[name] = round(time.monotonic() - started, 1)
+                cpu[name] = round(time.process_time() - started_cpu, 1)
+            started, started_cpu = time.monotonic(), time.process_time()
             yield from self._build()
             # includes the time the caller spent writing the rows
             phases["build_and_write"] = round(time.monotonic() - started, 1)
+            cpu["build_and_write"] = round(time.process_time() - started_cpu, 1)
         finally:
             self.staging.close()
             self.staging = None
@@ -274,11 +282,9 @@ class KboImport:
     def _layers(self, table: str) -> list[Layer]:
         return table_layers(self.chain, table, self._deletes[table])
 
-    def _stream(self, table: str, columns: tuple[str, ...], keys: KeyFilter | None = None,
-                prefilter: Callable[[bytes], bool] | None = None, with_lines: bool = True,
-                ) -> Iterator[tuple[int, Rows]]:
-        """(source id, rows) per part of `table` across the chain. `columns[0]` must be
-        the entity key that update deletes refer to."""
+    def _open(self, table: str, columns: tuple[str, ...]
+              ) -> Iterator[tuple[int, str, io.BufferedReader, CsvLayout, Layer]]:
+        """Each part of `table` across the chain, opened and past its checked header."""
         for layer in self._layers(table):
             source = layer.extract.source
             label = source.label(layer.member)
@@ -290,13 +296,21 @@ class KboImport:
                 layout = read_layout(stream, label, columns, encoding=self.opts.encoding,
                                      delimiter=self.opts.delimiter,
                                      expected_header=TABLES[table])
-                rows = iter_rows(stream, layout, label, columns, encoding=self.opts.encoding,
-                                 delimiter=self.opts.delimiter, issues=self.issues,
-                                 keys=keys, key_column=columns[0], prefilter=prefilter,
-                                 with_lines=with_lines)
-                if layer.deleted_later:
-                    rows = _not_deleted(rows, layer.deleted_later, with_lines)
-                yield src, rows
+                yield src, label, stream, layout, layer
+
+    def _stream(self, table: str, columns: tuple[str, ...], keys: KeyFilter | None = None,
+                prefilter: Callable[[bytes], bool] | None = None, with_lines: bool = True,
+                ) -> Iterator[tuple[int, Rows]]:
+        """(source id, rows) per part of `table` across the chain. `columns[0]` must be
+        the entity key that update deletes refer to."""
+        for src, label, stream, layout, layer in self._open(table, columns):
+            rows = iter_rows(stream, layout, label, columns, encoding=self.opts.encoding,
+                             delimiter=self.opts.delimiter, issues=self.issues,
+                             keys=keys, key_column=columns[0], prefilter=prefilter,
+                             with_lines=with_lines)
+            if layer.deleted_later:
+                rows = _not_deleted(rows, layer.deleted_later, with_lines)
+            yield src, rows
 
     def _label(self, src: int) -> str:
         return self.st.scalar("SELECT label FROM src WHERE id = ?", (src,))

@@ -294,22 +294,39 @@ def _iter_fast(stream: io.BufferedReader, ncols: int, label: str, encoding: str,
             raw, extra = _continue_quoted(raw, lines)
             lineno += extra
             n_quotes = -1
-        try:
-            body = raw.decode(encoding).rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise UserError(f"the file is not valid {encoding}", path=label, line=start,
-                            fix=ENCODING_FIX) from None
-        if n_quotes == quotes and body[-1:] == '"' and body[:1] == '"':
-            fields = body[1:-1].split('","')
-        elif not body:
-            continue
-        else:
-            fields = next(csv.reader([body]), [])
-        if len(fields) != ncols:
-            issues.add("wrong_column_count", label, start,
-                       f"{len(fields)} columns where the header has {ncols}")
-            continue
-        yield (start, pick(fields)) if with_lines else pick(fields)
+        if n_quotes == quotes:
+            try:
+                body = raw.decode(encoding).rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise UserError(f"the file is not valid {encoding}", path=label, line=start,
+                                fix=ENCODING_FIX) from None
+            if body[-1:] == '"' and body[:1] == '"':
+                fields = body[1:-1].split('","')
+                if len(fields) == ncols:
+                    yield (start, pick(fields)) if with_lines else pick(fields)
+                    continue
+        parsed = _parse_line(raw, ncols, label, start, encoding, issues)
+        if parsed is not None:
+            yield (start, pick(parsed)) if with_lines else pick(parsed)
+
+
+def _parse_line(raw: bytes, ncols: int, label: str, line: int, encoding: str,
+                issues: RowIssues) -> list[str] | None:
+    """One record the quick split could not take: the csv module's reading of it, or None
+    (blank line, or a wrong number of values, reported)."""
+    try:
+        body = raw.decode(encoding).rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UserError(f"the file is not valid {encoding}", path=label, line=line,
+                        fix=ENCODING_FIX) from None
+    if not body:
+        return None
+    fields = next(csv.reader([body]), [])
+    if len(fields) != ncols:
+        issues.add("wrong_column_count", label, line,
+                   f"{len(fields)} columns where the header has {ncols}")
+        return None
+    return fields
 
 
 def _iter_csv(stream: io.BufferedReader, ncols: int, label: str, encoding: str,
