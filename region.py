@@ -7,12 +7,12 @@ bounding box `--bbox south,west,north,east`.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from horeca.errors import UserError
+from horeca.tomlfile import parse_toml, read_toml_text
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,7 @@ def parse_bbox(spec: str, *, where: str = "--bbox") -> tuple[float, float, float
 
 
 def _load_file(text: str, path: str) -> dict[str, Region]:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", path=path,
-                        fix="correct the syntax at the line shown") from None
+    data = parse_toml(text, path)
     regions: dict[str, Region] = {}
     for name, spec in data.items():
         if not isinstance(spec, dict):
@@ -106,10 +102,8 @@ def load_regions(user_file: str | Path | None = None) -> dict[str, Region]:
     bundled = resources.files("horeca").joinpath("regions.toml").read_text(encoding="utf-8")
     regions = _load_file(bundled, "regions.toml")
     if user_file:
-        path = Path(user_file)
-        if not path.exists():
-            raise UserError("regions file not found", path=path, fix="check the --regions path")
-        regions.update(_load_file(path.read_text(encoding="utf-8"), str(path)))
+        text = read_toml_text(user_file, what="regions file", option="--regions")
+        regions.update(_load_file(text, str(user_file)))
     return regions
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from horeca.errors import UserError
+from horeca.tomlfile import read_toml
 
 OUTCOMES = ("no-match", "doubt", "match")
 
@@ -70,13 +70,7 @@ def load_weights(path: str | Path | None) -> PriorityWeights:
     if path is None:
         return DEFAULT_WEIGHTS
     path = Path(path)
-    if not path.exists():
-        raise UserError("weights file not found", path=path, fix="check the --weights path")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", path=path,
-                        fix="correct the syntax at the line shown") from None
+    data = read_toml(path, what="weights file", option="--weights")
     data = data.get("priority", data)
     known = {f.name: f for f in fields(PriorityWeights)}
     changes: dict[str, Any] = {}

@@ -25,12 +25,12 @@ request per second, an identifying user agent, and no bulk jobs (hence the cap).
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from horeca.errors import UserError
+from horeca.tomlfile import read_toml
 
 ENV_CONFIG = "HORECA_GEOCODE_CONFIG"
 PUBLIC_NOMINATIM = "nominatim.openstreetmap.org"
@@ -130,15 +130,7 @@ def load_config(path: str | Path | None = None) -> GeocodeConfig:
     if not path:
         return GeocodeConfig()
     p = Path(path)
-    if not p.is_file():
-        raise UserError("geocode config not found", path=p, fix="check the --config path")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", path=p,
-                        fix="correct the syntax at the line shown") from None
-    except UnicodeDecodeError:
-        raise UserError("not a UTF-8 text file", path=p, fix="save it as UTF-8") from None
+    data = read_toml(p, what="geocode config", option="--config")
     section = data.get("geocode", {})
     if not isinstance(section, dict):
         raise UserError("[geocode] must be a table", path=p, fix="write a [geocode] section")

@@ -30,12 +30,12 @@ them; see `docs/methodology.md` for what each one means. Shape of the file:
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from horeca.errors import UserError
+from horeca.tomlfile import read_toml
 
 
 @dataclass(frozen=True)
@@ -259,15 +259,7 @@ def load_config(path: str | Path | None) -> KeyingConfig:
     if path is None:
         return DEFAULT_CONFIG
     p = Path(path)
-    if not p.is_file():
-        raise UserError("keying config not found", path=p, fix="check the --config path")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", path=p,
-                        fix="correct the syntax at the line shown") from None
-    except UnicodeDecodeError:
-        raise UserError("not a UTF-8 text file", path=p, fix="save it as UTF-8") from None
+    data = read_toml(p, what="keying config", option="--config")
     keying = data.get("keying", {})
     extra = set(data) - {"keying"}
     if extra:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -24,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from horeca.errors import UserError
+from horeca.tomlfile import parse_toml
 
 DEFAULT_SOURCES_FILE = "sources.toml"
 ENV_SOURCES = "HORECA_SOURCES"
@@ -405,13 +405,7 @@ def parse_sources(text: str, path: str | Path = DEFAULT_SOURCES_FILE, *,
                   known_spiders: Iterable[str] | None = None) -> SourcesConfig:
     """Validate the TOML text of a sources config (see `load_sources`)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        match = re.search(r"line (\d+)", str(err))
-        raise UserError(f"malformed TOML: {err}", path=path,
-                        line=int(match.group(1)) if match else None,
-                        fix="check the quotes, brackets and '=' on that line") from None
+    data = parse_toml(text, path)
     validator = _Validator(path, text, SPIDER_KINDS if known_spiders is None else known_spiders)
     for key in data:
         if key not in ("defaults", "sources"):

@@ -26,7 +26,6 @@ batches, so memory stays flat however long the file.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from horeca.register.issues import RowIssues
 from horeca.register.progress import Reporter
 from horeca.register.reader import Source, iter_rows, read_layout
 from horeca.register.units import HORECA_PREFIXES, is_horeca, matches_nace, unit_row
+from horeca.tomlfile import parse_toml, read_toml_text
 
 SINGLE_COLUMNS = ("id", "enterprise_number", "establishment_number", "street", "street_fr",
                   "street_nl", "house_number", "box", "postcode", "locality", "locality_fr",
@@ -94,14 +94,8 @@ def _as_list(value: Any, where: str, path: Path) -> list[str]:
 
 def load_mapping(path: Path) -> CsvMapping:
     """Read and check a mapping file; every mistake names the key and says what to write."""
-    if not path.exists():
-        raise UserError("mapping file not found", path=path,
-                        fix="pass --mapping with a TOML file (see docs/register.md)")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", path=path, fix="correct the syntax") from None
+    text = read_toml_text(path, what="mapping file", option="--mapping")
+    data = parse_toml(text, path)
     unknown_sections = set(data) - {"csv", "columns", "names", "activity", "label"}
     if unknown_sections:
         raise UserError(f"unknown section(s) {', '.join(sorted(unknown_sections))}", path=path,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from horeca.spiders import steps
 from horeca.spiders.model import COVERAGE_FIELDS, LISTING_FIELDS, has_field
 from horeca.spiders.writer import ListingWriter
 from horeca.store import transaction
+from horeca.tomlfile import read_toml
 
 IMPORTABLE_FIELDS = tuple(f for f in LISTING_FIELDS if f not in {"source", "natural_person"})
 FORMATS = ("csv", "jsonl")
@@ -69,16 +69,7 @@ class ImportResult:
 
 def load_mapping(path: str | Path) -> Mapping:
     path = Path(path)
-    if not path.is_file():
-        raise UserError("mapping file not found", path=path, fix="check the --mapping path")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"invalid TOML: {err}", path=path,
-                        fix="correct the syntax at the line shown") from None
-    except UnicodeDecodeError:
-        raise UserError("the mapping is not UTF-8 text", path=path, fix="save it as UTF-8"
-                        ) from None
+    data = read_toml(path, what="mapping file", option="--mapping")
     unknown = set(data) - {"columns", "options"}
     if unknown:
         raise UserError(f"unknown table {sorted(unknown)[0]!r}", path=path,

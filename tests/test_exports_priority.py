@@ -161,7 +161,7 @@ def test_weights_load_from_toml_and_reject_mistakes(tmp_path: Path) -> None:
                          ("reviews = -1\n", "must be a number"),
                          ("doubt_band = [1]\n", "doubt_band"),
                          ("price_thresholds = [30, 15, 60]\n", "price_thresholds"),
-                         ("reviews = \n", "invalid TOML")]:
+                         ("reviews = \n", "malformed TOML")]:
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
         with pytest.raises(UserError, match=needle) as err:

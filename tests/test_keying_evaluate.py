@@ -99,7 +99,7 @@ def test_bad_truth_and_config_files_are_one_clear_error(tmp_path: Path) -> None:
     assert config.country == "NL" and config.grades.name_same == 96.0
     assert config.fixed_weights["phone"]["A"] == (0.9, 0.001)
     conf.write_text("[keying.grades\n", encoding="utf-8")
-    with pytest.raises(UserError, match="invalid TOML"):
+    with pytest.raises(UserError, match="malformed TOML"):
         load_config(conf)
 
 

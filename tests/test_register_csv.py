@@ -183,7 +183,7 @@ def test_invalid_enterprise_number_is_counted_and_the_row_kept(db, tmp_path):
                                                             "phonenumber"),
     ('[columns]\nid = "I"\nnames = "N"\naddress = "A"\nstreet = "S"\n', "both address and"),
     ('[columns]\nid = "I"\nnames = "N"\n[names]\nN = "nickname"\n', "unknown name type"),
-    ('[columns\nid = "I"\n', "invalid TOML"),
+    ('[columns\nid = "I"\n', "malformed TOML"),
 ])
 def test_mapping_mistakes_name_the_key(tmp_path, text, message):
     path = tmp_path / "m.toml"

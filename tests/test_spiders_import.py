@@ -162,7 +162,7 @@ def test_cp1252_file_is_read_with_the_encoding_option(setup) -> None:
     ("[columns]\nreviews = \"R\"\nname = \"N\"\n", "not a listing field"),
     ("[columns]\nphone_raw = \"T\"\n", "has no name"),
     ("[columns]\nname = \"N\"\n[options]\nformat = \"xml\"\n", "csv or jsonl"),
-    ("[columns\nname = \"N\"\n", "invalid TOML"),
+    ("[columns\nname = \"N\"\n", "malformed TOML"),
 ])
 def test_bad_mapping_is_a_user_error(tmp_path: Path, mapping: str, message: str) -> None:
     path = tmp_path / "m.toml"
