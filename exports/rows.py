@@ -9,7 +9,7 @@ in `horeca.exports.export`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from horeca.exports.priority import (
 )
 from horeca.exports.pseudonyms import pseudonym, street_level
 from horeca.exports.verdicts import Override, find_unit, latest_verdicts
+from horeca.store import param_batches
 
 CANDIDATE_SLOTS = 3
 VERDICT_COLUMNS = ("verdict", "register_number", "comment", "reviewed_on")
@@ -132,10 +133,6 @@ class PlaceRecord:
 
 # --- reading the store -----------------------------------------------------------------
 
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
 
 def _json(text: str | None, default: Any) -> Any:
     if not text:
@@ -151,7 +148,7 @@ def _by_ids(db: sqlite_utils.Database, sql: str, ids: Iterable[Any], *params: An
     """Run `sql` (with `{marks}` for an IN list) over ids in chunks (SQLite's variable cap)."""
     out: list[dict[str, Any]] = []
     ids = list(dict.fromkeys(ids))
-    for chunk in _chunks(ids):
+    for chunk in param_batches(ids):
         marks = ",".join("?" for _ in chunk)
         out.extend(db.query(sql.format(marks=marks), [*params, *chunk]))
     return out

@@ -43,6 +43,7 @@ from horeca.normalize import (
     parse_house_number,
     street_core,
 )
+from horeca.store import param_batches
 from rapidfuzz import fuzz, process
 
 Point = tuple[float, float]
@@ -450,10 +451,6 @@ def needed_postcodes(db: sqlite_utils.Database, queries: Iterable[AddressQuery])
     return needed
 
 
-def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
 
 def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None, *,
                    fuzzy_cutoff: float = DEFAULT_FUZZY_CUTOFF) -> Gazetteer:
@@ -472,7 +469,7 @@ def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None,
         batches: list[tuple[str, tuple[str, ...]]] = [("", ())]
     else:
         batches = [(f" WHERE postcode IN ({','.join('?' * len(chunk))})", tuple(chunk))
-                   for chunk in _chunks(sorted(postcodes))]
+                   for chunk in param_batches(sorted(postcodes))]
     for where, params in batches:
         for (pc, fr, nl, mfr, mnl, h_from, h_to, la1, lo1, la2, lo2) in db.conn.execute(
                 seg_sql + where + order_seg, params):

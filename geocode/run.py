@@ -50,7 +50,7 @@ from horeca.geocode.query import address_query, unit_query, why_no_query
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
-from horeca.store import transaction, upsert
+from horeca.store import param_batches, transaction, upsert
 from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
@@ -191,14 +191,10 @@ def is_pending(entity: Entity, redo_all: bool = False, online: bool = False) -> 
 
 # ------------------------------------------------------------------ the cache
 
-def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
 
 def read_cache(db: sqlite_utils.Database, keys: Iterable[str]) -> dict[str, Answer]:
     found: dict[str, Answer] = {}
-    for chunk in _chunks(sorted(set(keys))):
+    for chunk in param_batches(sorted(set(keys))):
         sql = f"SELECT * FROM geocodes WHERE key IN ({','.join('?' * len(chunk))})"
         for row in _rows_params(db, sql, chunk):
             found[row["key"]] = Answer.from_row(row)

@@ -5,9 +5,18 @@
 everything or nothing, even when it calls sqlite-utils helpers that open their own blocks.
 """
 
-from horeca.store.db import DEFAULT_DB, ENV_DB, open_db, resolve_db_path, transaction, upsert
+from horeca.store.db import (
+    DEFAULT_DB,
+    ENV_DB,
+    open_db,
+    param_batches,
+    resolve_db_path,
+    transaction,
+    upsert,
+)
 from horeca.store.schema import SCHEMA_VERSION
 
 __all__ = [
-    "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "open_db", "resolve_db_path", "transaction", "upsert",
+    "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "open_db", "param_batches", "resolve_db_path",
+    "transaction", "upsert",
 ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 from horeca.errors import UserError
@@ -15,6 +16,8 @@ from horeca.store.schema import SCHEMA_VERSION, migrate
 DEFAULT_DB = "horeca.db"
 ENV_DB = "HORECA_DB"
 BUSY_TIMEOUT_S = 5.0
+
+T = TypeVar("T")
 
 
 class SavepointConnection(sqlite3.Connection):
@@ -132,3 +135,14 @@ def upsert(db: sqlite_utils.Database, table: str, rows: list[dict] | tuple[dict,
     with db.conn:
         db.conn.executemany(sql, ([row[c] for c in columns] for row in rows))
     return len(rows)
+
+
+# Older SQLite builds cap host parameters at 999 per statement, so IN (...) lists of
+# arbitrary length are sent in slices of this size.
+IN_LIST_BATCH = 500
+
+
+def param_batches(values: Sequence[T], size: int = IN_LIST_BATCH) -> Iterator[Sequence[T]]:
+    """Slices of `values` small enough for one `IN (?, ?, ...)` list each."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

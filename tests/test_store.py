@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from horeca.errors import UserError
-from horeca.store import SCHEMA_VERSION, open_db, transaction, upsert
+from horeca.store import SCHEMA_VERSION, open_db, param_batches, transaction, upsert
 from horeca.store.schema import MIGRATIONS
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_new_database_gets_current_schema_and_wal(tmp_path: Path) -> None:
@@ -170,3 +172,11 @@ def test_cli_reports_bad_db_path_in_one_line_without_traceback(tmp_path: Path) -
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "nope" in lines[0] and "fix:" in lines[0]
+
+
+@given(st.lists(st.integers(), max_size=2000), st.integers(min_value=1, max_value=999))
+def test_param_batches_cover_every_value_once_within_the_parameter_cap(
+        values: list[int], size: int) -> None:
+    batches = list(param_batches(values, size))
+    assert [v for batch in batches for v in batch] == values
+    assert all(0 < len(batch) <= size for batch in batches)
