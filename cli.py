@@ -18,6 +18,10 @@ from horeca.store import ENV_DB, resolve_db_path
 from typer.core import TyperGroup
 
 USER_ERROR_EXIT = 2
+# How `horeca --help` lists the commands: the whole chain, then each step as data flows
+# through it, then housekeeping. A command missing here is listed last.
+COMMAND_ORDER = ("run", "demo", "sources", "crawl", "listings", "register", "geocode", "key",
+                 "evaluate", "export", "review", "audit", "purge")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -34,7 +38,9 @@ class HorecaGroup(TyperGroup):
     """
 
     def list_commands(self, ctx) -> list[str]:  # type: ignore[no-untyped-def]
-        return list(self.commands)  # keep pipeline order, not alphabetical
+        # Data-flow order, not alphabetical (typer would list sub-groups after commands).
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
