@@ -8,7 +8,7 @@ competent Splink user would, without labels:
 
 * Preparation (in Python, timed): names folded (lower case, accents and punctuation
   removed, common Belgian/Dutch/French legal forms dropped); every name of a unit and of a
-  listing kept as an array; name tokens of 3+ letters shared by at most 0.2 % of the units
+  listing kept as an array; name tokens of 3+ letters shared by at most 0.5 % of the units
   (so "restaurant" or "hotel" do not block everything with everything); FR and NL street
   names; the house number's leading digits; postcode; E.164 phones; website domains
   (scheme, "www." and path removed); coordinates (the listing's own, else its geocode; the

@@ -76,9 +76,10 @@ def normalize_postcode(text: str | None, country: str = "BE") -> str | None:
 _LETTER_SUFFIX = r"(?:\s?(?:bis|ter|quater)\b|\s?[a-z](?![a-z0-9]))"
 _NUMBER = rf"\d{{1,5}}{_LETTER_SUFFIX}?(?:\s*[-–]\s*\d{{1,5}}{_LETTER_SUFFIX}?)?"
 _BOX_WORD = r"(?:boite|boîte|bte|bt|bus|box|postbus|pb|b)"
-# A box is digits ("3", "101", "0.1") or a letter with optional digits ("A", "C2"), never
-# a word: "1 Boulevard" is number 1 of a boulevard, not box "oulevard".
-_BOX_VALUE = r"(?:\d+(?:\.\d+)?[a-z]?|[a-z]\d*)(?![a-z0-9])"
+# A box is digits ("3", "101", "0.1"), a letter with optional digits ("A", "C2") or a
+# ground-floor mark (RC/RDC rez-de-chaussée, GV gelijkvloers), never another word: "1
+# Boulevard" is number 1 of a boulevard, not box "oulevard".
+_BOX_VALUE = r"(?:rdc|rc|gv|\d+(?:\.\d+)?[a-z]?|[a-z]\d*)(?![a-z0-9])"
 _BOX = (
     rf"(?:\s*,?\s*{_BOX_WORD}(?:\.\s*|\s+|(?=\d))(?P<box>{_BOX_VALUE})"
     rf"|\s*/\s*(?P<slashbox>{_BOX_VALUE}))"

@@ -47,6 +47,7 @@ def parts(street=None, number=None, box=None, postcode=None, locality=None, coun
         ("Kerkstraat 12 - 1000 Brussel", parts("Kerkstraat", "12", None, "1000", "Brussel")),
         ("Kerkstraat 12 1000 Brussel BE", parts("Kerkstraat", "12", None, "1000", "Brussel")),
         ("Waversesteenweg 1248 - 1250 bus 2", parts("Waversesteenweg", "1248-1250", "2")),
+        ("R. Neuve 111/RC", parts("R. Neuve", "111", "RC")),
         ("Grand-Place 1, 1000 Bruxelles", parts("Grand-Place", "1", None, "1000", "Bruxelles")),
         ("Chée de Wavre 500 b3, 1050 Ixelles",
          parts("Chée de Wavre", "500", "3", "1050", "Ixelles")),
@@ -124,6 +125,10 @@ def test_parse_house_number(text: str | None, expected: tuple) -> None:
         ("17 b3", ("17", "3")),
         ("17 b 3", ("17", "3")),
         ("17 box A", ("17", "A")),
+        ("111 bus RC", ("111", "RC")),  # ground floor: rez-de-chaussée / gelijkvloers
+        ("111/RC", ("111", "RC")),
+        ("111 bte rdc", ("111", "rdc")),
+        ("111 bus GV", ("111", "GV")),
         ("17B", ("17B", None)),
         ("17-19 bus 101", ("17-19", "101")),
         ("17", ("17", None)),
