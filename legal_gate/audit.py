@@ -73,6 +73,34 @@ def verify(db: sqlite_utils.Database) -> Break | None:
     return None
 
 
+MIN_ANCHOR_CHARS = 16
+
+
+def check_anchor(db: sqlite_utils.Database, anchor: str) -> Break | None:
+    """Whether the entry whose hash starts with `anchor` is still in the log.
+
+    A chain cannot show that its newest entries were cut off; a head hash kept outside
+    the database (an anchor) can: if the log was truncated or replaced, that hash is gone.
+    Run it after `verify`, which guarantees everything up to the head is unchanged.
+    """
+    anchor = anchor.strip().lower()
+    row = db.conn.execute("SELECT id FROM audit_log WHERE hash LIKE ? || '%' ORDER BY id LIMIT 1",
+                          (anchor,)).fetchone()
+    if row is None:
+        last = db.conn.execute("SELECT max(id) FROM audit_log").fetchone()[0] or 0
+        return Break(last + 1, f"the anchored entry {anchor[:MIN_ANCHOR_CHARS]} is gone: the "
+                               "log was cut back or replaced after that head was noted")
+    return None
+
+
+def head(db: sqlite_utils.Database) -> tuple[int, str | None]:
+    """(number of entries, hash of the newest entry) — the value to keep as an anchor."""
+    count, newest = db.conn.execute(
+        "SELECT count(*), (SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1) FROM audit_log"
+    ).fetchone()
+    return int(count), newest
+
+
 def entries(db: sqlite_utils.Database, *, limit: int = 20, action: str | None = None,
             source: str | None = None) -> list[dict[str, Any]]:
     """The newest entries first, optionally only one action and/or source (for `audit show`)."""

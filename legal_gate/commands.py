@@ -296,24 +296,43 @@ def audit_show_cmd(
 
 
 @audit_app.command("verify")
-def audit_verify_cmd(ctx: typer.Context) -> None:
+def audit_verify_cmd(
+    ctx: typer.Context,
+    anchor: str = typer.Option(
+        None, "--anchor", metavar="HASH",
+        help="A head hash printed by an earlier `audit verify` and kept outside the "
+             "database (at least 16 characters): also detects a log cut back after it."),
+) -> None:
     """Check the hash chain: exits 1 naming the first edited, inserted or deleted entry.
 
-    Example:  horeca audit verify
+    Keep the printed head hash outside the database (a ticket, a signed mail) and pass it
+    back later with --anchor: that also detects newest entries being cut off, which a
+    chain alone cannot show.
+
+    Example:  horeca audit verify --anchor 3f9a1c0d5e7b2a44
     """
-    from horeca.legal_gate.audit import verify
+    from horeca.legal_gate.audit import MIN_ANCHOR_CHARS, check_anchor, head, verify
     from horeca.store import open_db
 
+    if anchor is not None and (len(anchor.strip()) < MIN_ANCHOR_CHARS
+                               or any(c not in "0123456789abcdef" for c in anchor.strip().lower())):
+        raise UserError(f"--anchor {anchor!r} is not a head hash", path="--anchor",
+                        fix=f"give at least {MIN_ANCHOR_CHARS} hex characters of the head hash "
+                            "printed by `horeca audit verify`")
     db = open_db(AppContext.of(ctx).db_path, create=False)
     found = verify(db)
-    count, head = db.execute("SELECT count(*), (SELECT hash FROM audit_log ORDER BY id DESC "
-                             "LIMIT 1) FROM audit_log").fetchone()
+    if found is None and anchor is not None:
+        found = check_anchor(db, anchor)
     if found is not None:
         console.print(f"[bold red]audit log broken at entry {found.entry_id}[/]: "
                       f"{found.problem}")
         raise typer.Exit(1)
-    console.print(f"audit log intact: {count} entries, head {(head or '-')[:16]} (keep this "
-                  "head hash elsewhere: a chain cannot show its own tail being cut)")
+    count, newest = head(db)
+    console.print(f"audit log intact: {count} entries"
+                  + (", anchor found" if anchor else ""))
+    stdout.print(f"head {newest or '-'}", soft_wrap=True)
+    console.print("keep this head hash outside the database and pass it back with --anchor "
+                  "to detect a log cut back later")
 
 
 # --------------------------------------------------------------------------- purge

@@ -6,8 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from horeca.cli import app
 from horeca.legal_gate import audit
 from horeca.store import open_db
+from typer.testing import CliRunner
+
+RUNNER = CliRunner()
 
 
 def _db_with_entries(tmp_path: Path, n: int = 3):
@@ -51,12 +55,41 @@ def test_deleted_entry_is_detected(tmp_path: Path) -> None:
 
 
 def test_deleted_last_entry_is_not_detectable_by_chain_alone(tmp_path: Path) -> None:
-    # Documents the known limit of a hash chain: truncating the tail leaves a valid chain.
-    # Only a head hash kept outside the database (an anchor) reveals it.
+    # The known limit of a hash chain: truncating the tail leaves a valid chain.
     db = _db_with_entries(tmp_path)
     _without_triggers(db)
     db.conn.execute("DELETE FROM audit_log WHERE id = 3")
     assert audit.verify(db) is None
+
+
+def test_a_head_hash_kept_outside_reveals_a_cut_tail(tmp_path: Path) -> None:
+    db = _db_with_entries(tmp_path)
+    _, anchored_head = audit.head(db)
+    assert anchored_head is not None
+    assert audit.check_anchor(db, anchored_head[:16]) is None
+    audit.record(db, "export", actor="tester", rows=1, purpose="test")
+    assert audit.check_anchor(db, anchored_head) is None  # later entries are fine
+    _without_triggers(db)
+    db.conn.execute("DELETE FROM audit_log WHERE id >= 3")
+    assert audit.verify(db) is None
+    found = audit.check_anchor(db, anchored_head)
+    assert found is not None and "gone" in found.problem
+
+
+def test_audit_verify_command_checks_the_anchor(tmp_path: Path) -> None:
+    db = _db_with_entries(tmp_path)
+    _, anchored_head = audit.head(db)
+    assert anchored_head is not None
+    args = ["--db", str(tmp_path / "h.db"), "audit", "verify"]
+    ok = RUNNER.invoke(app, [*args, "--anchor", anchored_head])
+    assert ok.exit_code == 0 and f"head {anchored_head}" in ok.output
+    _without_triggers(db)
+    db.conn.execute("DELETE FROM audit_log WHERE id = 3")
+    db.conn.commit()
+    cut = RUNNER.invoke(app, [*args, "--anchor", anchored_head[:20]])
+    assert cut.exit_code == 1 and "gone" in cut.output
+    bad = RUNNER.invoke(app, [*args, "--anchor", "xyz"])
+    assert bad.exit_code == 2 and "not a head hash" in bad.output
 
 
 def test_unknown_action_is_refused(tmp_path: Path) -> None:
