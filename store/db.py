@@ -102,6 +102,10 @@ def open_db(db: str | Path | None = None, *, create: bool = True) -> sqlite_util
         if "not a database" in str(err) or "malformed" in str(err):
             raise UserError("this file is not a horeca SQLite database", path=path,
                             fix="pass --db with another path") from None
+        # What permission bits cannot tell beforehand (root, read-only mounts, /proc):
+        if "unable to open" in str(err) or "readonly" in str(err):
+            raise UserError(f"cannot open the database for writing ({err})", path=path,
+                            fix="pass --db with a path on a writable disk") from None
         raise
 
 

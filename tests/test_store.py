@@ -131,6 +131,13 @@ def test_unwritable_database_is_a_clear_error(tmp_path: Path) -> None:
         open_db(path)
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_place_no_one_can_write_is_a_clear_error_even_for_root() -> None:
+    # /proc refuses new files whatever the permissions say, so this runs in CI as root too.
+    with pytest.raises(UserError, match="cannot open the database for writing"):
+        open_db("/proc/horeca-test.db")
+
+
 def test_database_from_newer_horeca_is_refused_and_untouched(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     raw = sqlite3.connect(path)
