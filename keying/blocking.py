@@ -25,6 +25,7 @@ half-way. Memory stays bounded by the limits, not by the size of the register.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import json
 import math
@@ -155,21 +156,9 @@ class Blocker:
         self.extent = ((min(p[0] for p in points) - pad, min(p[1] for p in points) - 2 * pad,
                         max(p[0] for p in points) + pad, max(p[1] for p in points) + 2 * pad)
                        if points else (0.0, 0.0, -1.0, -1.0))
-        # Buckets: kind -> key -> unit slots; None once the key has overflowed.
-        self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
-        # (near: each place keeps its nearest units in a max-heap of (-squared distance, slot))
-        self.near: list[list[tuple[float, int]]] = [[] for _ in places]  # max-heaps (-d2, slot)
-        self.retained: list[Mapping[str, Any]] = []
-        self.geocodes: list[Mapping[str, Any] | None] = []
-        self.scanned = 0
-        self.token_df: dict[str, int] = {}
-        # A uniform sample of every unit offered (reservoir sampling), for random pairs.
-        # A uniform sample of the register for random pairs: the units whose hashed id is
-        # among the `sample_size` smallest (a "bottom-k" sample: the same units whatever
-        # the order of the register or how its scan is split between processes).
         self.sample_size = sample_size
         self.seed = seed
-        self.sample: list[tuple[int, str, Mapping[str, Any], Mapping[str, Any] | None]] = []
+        self._start_scan()
         self._limits = {
             "verdict": config.max_units_per_enterprise,
             "vat": config.max_units_per_enterprise, "phone": config.max_units_per_phone,
@@ -178,6 +167,32 @@ class Blocker:
             "street": config.max_units_per_street, "token": config.max_units_per_token,
             "local": config.max_units_per_local_token,
         }
+
+    def _start_scan(self) -> None:
+        """The unit side: empty until units are offered."""
+        # Buckets: kind -> key -> unit slots; None once the key has overflowed.
+        self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
+        # Near: each place keeps its nearest units in a max-heap of
+        # (-squared distance, -position, slot): the nearest win, and of two units at the
+        # same distance the one earlier in the register, however the scan was split.
+        self.near: list[list[tuple[float, int, int]]] = [[] for _ in self.places]
+        self.retained: list[Mapping[str, Any] | UnitRecord] = []
+        self.positions: list[int] = []  # of the retained units in the register
+        self.geocodes: list[Mapping[str, Any] | None] = []
+        self.scanned = 0
+        self.token_df: dict[str, int] = {}
+        # A uniform sample of the register for random pairs: the units whose hashed id is
+        # among the `sample_size` smallest (a "bottom-k" sample: the same units whatever
+        # the order of the register or how its scan is split between processes).
+        self.sample: list[tuple[int, str, Mapping[str, Any] | UnitRecord,
+                                Mapping[str, Any] | None]] = []
+
+    def fresh(self) -> Blocker:
+        """A blocker over the same places with nothing offered yet: the places' index is
+        shared, not built again (each slice of a parallel scan starts from one)."""
+        other = copy.copy(self)
+        other._start_scan()
+        return other
 
     # ------------------------------------------------------------------ places
 
@@ -258,13 +273,18 @@ class Blocker:
             return text
         return normalize_postcode(text, self.country)
 
-    def offer(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None) -> None:
+    def offer(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None,
+              position: int | None = None) -> None:
         """Look one register unit up under each of its keys; keep it if any key hits.
+
+        `position` is the unit's place in the register (its rowid; default: the order of
+        offering), which breaks ties the same way whichever process scanned it.
 
         Written for speed (it runs once per unit of a national register): every lookup is
         a set or dict membership test, and a unit's costly parts (names, streets) are only
         looked at when some place could share them.
         """
+        pos = self.scanned if position is None else position
         self.scanned += 1
         if self.sample_size:
             uid = str(unit.get("unit_id"))
@@ -351,13 +371,14 @@ class Blocker:
             point = valid_point(geocode.get("lat"), geocode.get("lon"))
         if point is None:
             point = valid_point(unit.get("lat"), unit.get("lon"))
-        if point is not None and self._offer_near(slot, point):
+        if point is not None and self._offer_near(slot, pos, point):
             kept = True
         if kept:
             self.retained.append(unit)
             self.geocodes.append(geocode)
+            self.positions.append(pos)
 
-    def _offer_near(self, slot: int, point: tuple[float, float]) -> bool:
+    def _offer_near(self, slot: int, pos: int, point: tuple[float, float]) -> bool:
         lat, lon = point
         south, west, north, east = self.extent
         if not (south <= lat <= north and west <= lon <= east):
@@ -377,26 +398,58 @@ class Blocker:
                 continue
             heap = near[i]
             if len(heap) < keep:
-                heapq.heappush(heap, (-d2, slot))
+                heapq.heappush(heap, (-d2, -pos, slot))
                 hit = True
-            elif -heap[0][0] > d2:
-                heapq.heapreplace(heap, (-d2, slot))
+            elif heap[0][:2] < (-d2, -pos):
+                heapq.heapreplace(heap, (-d2, -pos, slot))
                 hit = True
         return hit
 
     # ------------------------------------------------------------------ parallel scans
 
     def partial(self) -> dict[str, Any]:
-        """What this blocker found, to be merged with other processes' (`absorb`)."""
-        return {"buckets": self.buckets, "near": self.near, "token_df": self.token_df,
-                "retained": self.retained, "geocodes": self.geocodes,
-                "scanned": self.scanned, "sample": self.sample}
+        """What this blocker found, to be merged with other processes' (`absorb`).
+
+        Only the units that a key or a neighbourhood still points at travel, already
+        prepared for comparison: preparing them is most of the cost of a candidate, and
+        here it is shared between the processes. Their order is kept (the merge and its
+        tie-breaks depend on it)."""
+        used: set[int] = set()
+        for keys in self.buckets.values():
+            for bucket in keys.values():
+                if bucket:
+                    used.update(bucket)
+        for heap in self.near:
+            used.update(entry[2] for entry in heap)
+        order = sorted(used)
+        renumber = {slot: k for k, slot in enumerate(order)}
+        buckets = {kind: {key: None if bucket is None else [renumber[s] for s in bucket]
+                          for key, bucket in keys.items()}
+                   for kind, keys in self.buckets.items()}
+        # renumbering keeps the order of slots, so every heap stays a heap
+        near = [[(negd, negpos, renumber[slot]) for negd, negpos, slot in heap]
+                for heap in self.near]
+        return {"buckets": buckets, "near": near, "token_df": self.token_df,
+                "retained": [self._prepared(slot) for slot in order],
+                "positions": [self.positions[slot] for slot in order],
+                "geocodes": [None] * len(order), "scanned": self.scanned,
+                "sample": self.sample}  # raw: only the merged sample is prepared
+
+    def _record(self, unit: Mapping[str, Any] | UnitRecord,
+                geocode: Mapping[str, Any] | None) -> UnitRecord:
+        if isinstance(unit, UnitRecord):
+            return unit  # prepared by the process that scanned it
+        return prepare_unit(unit, country=self.country, geocode=geocode)
+
+    def _prepared(self, slot: int) -> UnitRecord:
+        return self._record(self.retained[slot], self.geocodes[slot])
 
     def absorb(self, part: Mapping[str, Any]) -> None:
         """Add another process's `partial()` scan of other units, as if offered here."""
         offset = len(self.retained)
         self.retained.extend(part["retained"])
         self.geocodes.extend(part["geocodes"])
+        self.positions.extend(part["positions"])
         self.scanned += part["scanned"]
         for kind, keys in part["buckets"].items():
             mine, limit = self.buckets[kind], self._limits[kind]
@@ -410,8 +463,10 @@ class Blocker:
                 mine[key] = None if len(merged) > limit else merged
         for i, heap in enumerate(part["near"]):
             if heap:
-                both = self.near[i] + [(d2, slot + offset) for d2, slot in heap]
-                self.near[i] = heapq.nlargest(self.near_keep[i], both)  # smallest distances
+                both = self.near[i] + [(negd, negpos, slot + offset)
+                                       for negd, negpos, slot in heap]
+                # the nearest, ties to the earlier unit: what one process would have kept
+                self.near[i] = heapq.nlargest(self.near_keep[i], both)
                 heapq.heapify(self.near[i])
         for word, n in part["token_df"].items():
             self.token_df[word] = self.token_df.get(word, 0) + n
@@ -442,7 +497,7 @@ class Blocker:
             stats[kind] = {"keys": used, "dropped_common_keys": dropped, "pairs": pairs}
         near_pairs = 0
         for i, heap in enumerate(self.near):
-            for _negd, slot in heap:
+            for _negd, _negpos, slot in heap:
                 per_place[i][slot] = per_place[i].get(slot, 0) | KIND_BIT["near"]
                 near_pairs += 1
         stats["near"] = {"keys": len(self.cells), "dropped_common_keys": 0, "pairs": near_pairs}
@@ -450,24 +505,25 @@ class Blocker:
         # key first, then the stronger kinds (lower bit = stronger, see KINDS).
         truncated = 0
         cap = self.config.max_candidates_per_place
+        position = self.positions
         used_slots: dict[int, int] = {}
         pairs_out: list[list[tuple[int, int]]] = []
         for cand in per_place:
             items = list(cand.items())
             if len(items) > cap:
                 truncated += 1
-                items.sort(key=lambda it: (-bin(it[1]).count("1"), _strength(it[1]), it[0]))
+                items.sort(key=lambda it: (-bin(it[1]).count("1"), _strength(it[1]),
+                                           position[it[0]]))
                 items = items[:cap]
             out = []
-            for slot, mask in sorted(items):
+            for slot, mask in sorted(items, key=lambda it: position[it[0]]):
                 idx = used_slots.setdefault(slot, len(used_slots))
                 out.append((idx, mask))
             pairs_out.append(out)
         units: list[UnitRecord | None] = [None] * len(used_slots)
         for slot, idx in used_slots.items():
-            units[idx] = prepare_unit(self.retained[slot], country=self.country,
-                                      geocode=self.geocodes[slot])
-        sample = [prepare_unit(u, country=self.country, geocode=g)
+            units[idx] = self._prepared(slot)
+        sample = [self._record(u, g)
                   for _h, _uid, u, g in sorted(self.sample, key=lambda e: (-e[0], e[1]))]
         return CandidateSet(units=[u for u in units if u is not None], pairs=pairs_out,
                             units_scanned=self.scanned, stats=stats,

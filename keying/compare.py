@@ -379,6 +379,35 @@ def compare_fields(place: PlaceRecord, unit: UnitRecord, name_same: float,
                       distance is not None and distance <= grades.distance_close_m)
 
 
+def _index_of(items: Sequence[Address], item: Address | None) -> int:
+    return next((k for k, x in enumerate(items) if x is item), -1)
+
+
+ComparisonRow = tuple  # a Comparison as plain values: see comparison_row
+
+
+def comparison_row(place: PlaceRecord, unit: UnitRecord, c: Comparison) -> ComparisonRow:
+    """A comparison as plain values, cheap to pass between processes; the addresses it
+    refers to are given by their position in the place and in the unit."""
+    a = c.address
+    return (c.levels, c.name_same, c.name_similar, a.street, a.number, a.postcode,
+            a.street_score, _index_of(place.addresses, a.place_address),
+            _index_of((*unit.addresses, *unit.seat_addresses), a.unit_address),
+            c.distance_m, c.trade_name_known, c.close)
+
+
+def comparison_from_row(place: PlaceRecord, unit: UnitRecord, row: ComparisonRow) -> Comparison:
+    """The `Comparison` that `comparison_row` was made from."""
+    (levels, name_same, name_similar, street, number, postcode, street_score, pa, ua,
+     distance, trade_name_known, close) = row
+    unit_addresses = (*unit.addresses, *unit.seat_addresses)
+    address = AddressMatch(street, number, postcode, street_score,
+                           place.addresses[pa] if pa >= 0 else None,
+                           unit_addresses[ua] if ua >= 0 else None)
+    return Comparison(levels, name_same, name_similar, address, distance, trade_name_known,
+                      close)
+
+
 def compare(place: PlaceRecord, unit: UnitRecord, grades: GradeConfig) -> Comparison:
     """All grades of one pair (the slow, single-pair path used for explanations)."""
     ns = name_score(place.names, unit.names)

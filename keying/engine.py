@@ -127,18 +127,36 @@ def _with_model_levels(place: PlaceRecord, units: Sequence[UnitRecord],
     return out
 
 
+@dataclass
+class Compared:
+    """Comparisons made ahead of `key_places` (e.g. by several processes): per place, one
+    per candidate pair in `CandidateSet.pairs` order; and the random pairs' model levels."""
+
+    pairs: list[list[Comparison]]
+    random_gamma: np.ndarray
+
+
+def compare_places(places: Sequence[PlaceRecord], cands: CandidateSet,
+                   config: KeyingConfig, indices: Sequence[int]) -> list[list[Comparison]]:
+    """The comparisons of the places at `indices` with their candidates."""
+    return [compare_many(places[i], [cands.units[j] for j, _ in cands.pairs[i]],
+                         config.grades) for i in indices]
+
+
 def _compare_all(places: Sequence[PlaceRecord], cands: CandidateSet,
-                 config: KeyingConfig) -> list[list[_Pair]]:
+                 config: KeyingConfig,
+                 compared: Sequence[Sequence[Comparison]] | None = None) -> list[list[_Pair]]:
+    if compared is None:
+        compared = compare_places(places, cands, config, range(len(places)))
     out: list[list[_Pair]] = []
-    for place, pairs in zip(places, cands.pairs, strict=True):
+    for place, pairs, comps in zip(places, cands.pairs, compared, strict=True):
         units = [cands.units[j] for j, _ in pairs]
-        comps = compare_many(place, units, config.grades)
         out.append(_with_model_levels(place, units, comps, pairs, cands.token_df))
     return out
 
 
-def _random_gamma(places: Sequence[PlaceRecord], sample: Sequence[UnitRecord],
-                  config: KeyingConfig) -> np.ndarray:
+def random_gamma(places: Sequence[PlaceRecord], sample: Sequence[UnitRecord],
+                 config: KeyingConfig) -> np.ndarray:
     """Model levels of random (place, unit) pairs: places drawn at random, each against
     units drawn (with a fixed seed) from a uniform sample of the register. Few places
     with many units each, so that names are compared in large batches."""
@@ -182,11 +200,13 @@ def _tf_matrix(flat: Sequence[_Pair], register_size: int) -> np.ndarray:
 
 
 def fit_model(places: Sequence[PlaceRecord], cands: CandidateSet, pairs: list[list[_Pair]],
-              config: KeyingConfig, labels: Labels | None = None) -> FSModel:
+              config: KeyingConfig, labels: Labels | None = None,
+              random_levels: np.ndarray | None = None) -> FSModel:
     """u from random pairs, then m and the registered share by EM over the candidates."""
     size = max(1, cands.units_scanned)
-    random_gamma = _random_gamma(places, cands.sample, config)
-    u = estimate_u(random_gamma, size)
+    if random_levels is None:
+        random_levels = random_gamma(places, cands.sample, config)
+    u = estimate_u(random_levels, size)
     flat = [p for ps in pairs for p in ps]
     gamma = np.array([p.model for p in flat], dtype=np.int8).reshape(-1, len(FIELDS))
     groups = np.array([i for i, ps in enumerate(pairs) for _ in ps], dtype=np.intp)
@@ -197,7 +217,7 @@ def fit_model(places: Sequence[PlaceRecord], cands: CandidateSet, pairs: list[li
                      fixed=config.fixed_weights, max_iterations=s.em_max_iterations,
                      tolerance=s.em_tolerance, min_probability=s.min_probability,
                      fixed_share=s.registered_share or None)
-    model.random_pairs = int(random_gamma.shape[0])
+    model.random_pairs = int(random_levels.shape[0])
     return model
 
 
@@ -337,10 +357,12 @@ def _may_share(place: PlaceRecord, holder: PlaceRecord, pair: _Pair,
 
 
 def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: KeyingConfig,
-               labels: Labels | None = None) -> KeyingRun:
-    """Decide every place. Deterministic: same inputs, same decisions."""
-    pairs = _compare_all(places, cands, config)
-    model = fit_model(places, cands, pairs, config, labels)
+               labels: Labels | None = None, compared: Compared | None = None) -> KeyingRun:
+    """Decide every place. Deterministic: same inputs, same decisions. `compared`: the
+    comparisons already made (`compare_places`, `random_gamma`), the same they would be."""
+    pairs = _compare_all(places, cands, config, compared.pairs if compared else None)
+    model = fit_model(places, cands, pairs, config, labels,
+                      compared.random_gamma if compared else None)
     _score(pairs, model)
     units = cands.units
     forced = dict(labels.registered_under) if labels else {}

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from horeca.geocode.geo import EARTH_RADIUS_M, haversine_m
@@ -191,6 +192,20 @@ def kind_words(normalized_name: str) -> frozenset[str]:
                      if t in GENERIC_WORDS and t not in FUNCTION_WORDS)
 
 
+@lru_cache(maxsize=262_144)
+def _name_forms(raw: str) -> tuple[str, str, frozenset[str], tuple[str, ...]] | None:
+    """(normalised, informative words joined, kind words, informative words) of one name,
+    None when nothing is left of it. Cached per name string: a register repeats names
+    (chains, branches, enterprise names on every unit) and each is needed several times."""
+    if not raw.strip():
+        return None
+    norm = normalize_name(raw)
+    if not norm:
+        return None
+    info = tuple(informative_tokens(raw))
+    return norm, " ".join(info), kind_words(norm), info
+
+
 def make_names(raw_names: Iterable[str | None]) -> Names:
     display: list[str] = []
     full: list[str] = []
@@ -199,17 +214,17 @@ def make_names(raw_names: Iterable[str | None]) -> Names:
     tokens: set[str] = set()
     seen: set[str] = set()
     for raw in raw_names:
-        if not raw or not isinstance(raw, str) or not raw.strip():
+        if not raw or not isinstance(raw, str):
             continue
-        norm = normalize_name(raw)
-        if not norm or norm in seen:
+        forms = _name_forms(raw)
+        if forms is None or forms[0] in seen:
             continue
+        norm, info_text, kind, info = forms
         seen.add(norm)
-        info = informative_tokens(raw)
         display.append(raw.strip())
         full.append(norm)
-        informative.append(" ".join(info))
-        kinds.append(kind_words(norm))
+        informative.append(info_text)
+        kinds.append(kind)
         tokens.update(info)
     return Names(tuple(display), tuple(full), tuple(informative), frozenset(tokens),
                  tuple(kinds))
@@ -330,7 +345,10 @@ def prepare_listing(listing: Mapping[str, Any], *, country: str = "BE",
 
 def unit_names(unit: Mapping[str, Any]) -> list[str]:
     """Every name of a unit, establishment-level names first (they name the premises)."""
-    entries = json_list(unit.get("names"))
+    return _names_in_order(json_list(unit.get("names")))
+
+
+def _names_in_order(entries: Sequence[Any]) -> list[str]:
     named: list[tuple[int, str]] = []
     for entry in entries:
         if isinstance(entry, Mapping):
@@ -368,14 +386,21 @@ def _has_trade_name(unit: Mapping[str, Any]) -> bool:
     """Whether the register names the business, not only the company or the person: a
     commercial or branch name at the unit or its enterprise, or a legal name that reads
     like a venue ("Brasserie du Parc SRL", with a word for a kind of place in it)."""
-    for entry in json_list(unit.get("names")):
+    return _trade_name_in(json_list(unit.get("names")))
+
+
+def _trade_name_in(entries: Sequence[Any]) -> bool:
+    for entry in entries:
         if not isinstance(entry, Mapping):
             return True  # untyped names (generic CSV registers): assume they can be
         if entry.get("type") in ("commercial", "branch"):
             return True
         text = entry.get("name")
-        if isinstance(text, str) and kind_words(normalize_name(text)) - CORPORATE_KIND_WORDS:
-            return True
+        if isinstance(text, str) and text:
+            forms = _name_forms(text)
+            kinds = forms[2] if forms else frozenset()
+            if kinds - CORPORATE_KIND_WORDS:
+                return True
     return False
 
 
@@ -393,6 +418,7 @@ def _horeca(unit: Mapping[str, Any]) -> bool | None:
 def prepare_unit(unit: Mapping[str, Any], *, country: str = "BE",
                  geocode: Mapping[str, Any] | None = None) -> UnitRecord:
     """A `register_units` row (plus its geocode, if any) in comparable form."""
+    entries = json_list(unit.get("names"))  # decoded once: names, trade name
     addresses = unit_addresses(unit, country, seat=False)
     seat = unit_addresses(unit, country, seat=True)
     if not addresses and seat:
@@ -411,11 +437,11 @@ def prepare_unit(unit: Mapping[str, Any], *, country: str = "BE",
         unit_id=str(unit["unit_id"]),
         enterprise_number=(str(unit["enterprise_number"]).replace(".", "")
                            if unit.get("enterprise_number") else None),
-        names=make_names(unit_names(unit)),
+        names=make_names(_names_in_order(entries)),
         addresses=addresses, seat_addresses=seat,
         phones=_phones(json_list(unit.get("phones")), country),
         domains=_domains(json_list(unit.get("websites")), frozenset())
         | _email_domains(json_list(unit.get("emails"))),
         points=tuple(points), horeca=_horeca(unit),
-        trade_name_known=_has_trade_name(unit),
+        trade_name_known=_trade_name_in(entries),
         natural_person=bool(unit.get("natural_person")))

@@ -10,12 +10,14 @@ engine).
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,18 @@ from typing import Any
 import sqlite_utils
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet, block
+from horeca.keying.compare import comparison_from_row, comparison_row
 from horeca.keying.config import KeyingConfig, load_config
 from horeca.keying.consolidate import consolidate, platform_domains
-from horeca.keying.engine import OUTCOMES, KeyingRun, Labels, key_places
+from horeca.keying.engine import (
+    OUTCOMES,
+    Compared,
+    KeyingRun,
+    Labels,
+    compare_places,
+    key_places,
+    random_gamma,
+)
 from horeca.keying.records import PlaceRecord, prepare_listing
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
@@ -121,11 +132,12 @@ UNIT_FIELDS = ("unit_id", "enterprise_number", "names", "street_fr", "street_nl"
 
 def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: int,
                   rowids: tuple[int, int] | None = None) -> Iterator[dict[str, Any]]:
-    """Every unit of a snapshot (the columns keying reads), geocoded coordinates in lat/lon
-    when there are some; `rowids` = (first, last) limits it to a slice of the table.
-    Streams: a national register never sits in memory."""
+    """Every unit of a snapshot (the columns keying reads, and its `rowid`: its place in
+    the register), geocoded coordinates in lat/lon when there are some; `rowids` =
+    (first, last) limits it to a slice of the table. Streams: a national register never
+    sits in memory."""
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
-    columns = ", ".join(f"u.{c}" for c in UNIT_FIELDS)
+    columns = ", ".join(f"u.{c}" for c in ("rowid", *UNIT_FIELDS))
     geocoded = conn.execute("SELECT 1 FROM entity_geocodes WHERE entity_kind = 'unit' "
                             "AND lat IS NOT NULL LIMIT 1").fetchone() is not None
     where, params = "u.snapshot_id = ?", [snapshot_id]
@@ -139,7 +151,7 @@ def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: i
                f"WHERE {where}")
     else:
         sql = f"SELECT {columns} FROM register_units u WHERE {where}"
-    names = UNIT_FIELDS
+    names = ("rowid", *UNIT_FIELDS)
     for values in conn.execute(sql, params):
         row = dict(zip(names, values, strict=False))
         if geocoded and values[-2] is not None:
@@ -150,18 +162,17 @@ def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: i
 # Parallel scan: the places and settings reach the worker processes by fork, not pickle.
 _SHARED: dict[str, Any] = {}
 PARALLEL_MIN_UNITS = 100_000  # below this, starting processes costs more than it saves
+SLICES_PER_WORKER = 16
 
 
-def _scan_slice(task: tuple[str, int, int, int]) -> dict[str, Any]:
-    path, snapshot_id, first, last = task
-    places, config = _SHARED["places"], _SHARED["config"]
-    blocker = Blocker(places, config.blocking, config.country,
-                      sample_size=config.scoring.sample_units, seed=config.scoring.seed,
-                      known=_SHARED["known"])
+def _scan_slices(task: tuple[str, int, list[tuple[int, int]]]) -> dict[str, Any]:
+    path, snapshot_id, ranges = task
+    blocker = _SHARED["blocker"].fresh()
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        for unit in iter_register(conn, snapshot_id, (first, last)):
-            blocker.offer(unit)
+        for first, last in ranges:
+            for unit in iter_register(conn, snapshot_id, (first, last)):
+                blocker.offer(unit, position=unit["rowid"])
     finally:
         conn.close()
     return blocker.partial()
@@ -184,18 +195,24 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
             and "fork" in multiprocessing.get_all_start_methods():
         lo, hi = db.execute("SELECT min(rowid), max(rowid) FROM register_units "
                             "WHERE snapshot_id = ?", [snapshot_id]).fetchone()
-        step = (hi - lo) // workers + 1
-        tasks = [(path, snapshot_id, lo + k * step, min(hi, lo + (k + 1) * step - 1))
-                 for k in range(workers)]
-        _SHARED.update(places=places, config=config, known=known)
+        # Each process takes every n-th of many slices of the table: units differ in cost
+        # (those near places, with several names, cost more) and cluster by rowid, so
+        # halves would leave one process waiting for the other.
+        slices = workers * SLICES_PER_WORKER
+        step = (hi - lo) // slices + 1
+        ranges = [(lo + k * step, min(hi, lo + (k + 1) * step - 1))
+                  for k in range(slices) if lo + k * step <= hi]
+        tasks = [(path, snapshot_id, ranges[w::workers]) for w in range(workers)]
+        template = Blocker(places, config.blocking, config.country,
+                           sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                           known=known)
+        _SHARED["blocker"] = template
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_scan_slice, tasks)
+                parts = pool.map(_scan_slices, tasks, chunksize=1)
         finally:
             _SHARED.clear()
-        blocker = Blocker(places, config.blocking, config.country,
-                          sample_size=config.scoring.sample_units, seed=config.scoring.seed,
-                          known=known)
+        blocker = template.fresh()
         for part in parts:
             blocker.absorb(part)
         if progress:
@@ -211,6 +228,58 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
     return block(places, units(), config.blocking, country=config.country,
                  sample_size=config.scoring.sample_units, seed=config.scoring.seed,
                  known=known)
+
+
+PARALLEL_MIN_PAIRS = 20_000  # below this, comparing in one process is quicker
+
+
+def _compare_slice(task: tuple[int, int]) -> Any:
+    """Comparisons of the places lo..hi-1 as plain rows; (-1, -1): the random pairs."""
+    lo, hi = task
+    places, cands, config = _SHARED["places"], _SHARED["cands"], _SHARED["config"]
+    if lo < 0:
+        return random_gamma(places, cands.sample, config)
+    done = compare_places(places, cands, config, range(lo, hi))
+    return [[comparison_row(places[i], cands.units[j], c)
+             for (j, _mask), c in zip(cands.pairs[i], comps, strict=True)]
+            for i, comps in zip(range(lo, hi), done, strict=True)]
+
+
+def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
+                        config: KeyingConfig) -> Compared | None:
+    """Every candidate pair and the random pairs compared by several processes (None
+    when one is quicker): the same comparisons `key_places` would make itself."""
+    workers = config.blocking.workers or os.cpu_count() or 1
+    total = cands.pair_count
+    if workers < 2 or total < PARALLEL_MIN_PAIRS \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    # slices of places with about the same number of pairs; the random pairs first, so
+    # that they are done while the parent reads the first slices back
+    per_slice = total // (workers * SLICES_PER_WORKER) + 1
+    tasks: list[tuple[int, int]] = [(-1, -1)]
+    lo, acc = 0, 0
+    for i, pairs in enumerate(cands.pairs):
+        acc += len(pairs)
+        if acc >= per_slice:
+            tasks.append((lo, i + 1))
+            lo, acc = i + 1, 0
+    if lo < len(places):
+        tasks.append((lo, len(places)))
+    _SHARED.update(places=places, cands=cands, config=config)
+    compared: list[list[Any]] = []
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.imap(_compare_slice, tasks)
+            random_levels = next(results)
+            for (lo, _hi), rows in zip(tasks[1:], results, strict=True):
+                for i, place_rows in enumerate(rows, lo):
+                    compared.append([comparison_from_row(places[i], cands.units[j], row)
+                                     for (j, _mask), row in zip(cands.pairs[i], place_rows,
+                                                                strict=True)])
+    finally:
+        _SHARED.clear()
+    return Compared(compared, random_levels)
 
 
 def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> Labels | None:
@@ -268,6 +337,20 @@ def prepare_places(listings: Sequence[Mapping[str, Any]], geocodes: Mapping[str,
     return consolidate(records, config.consolidation)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keying builds millions of small objects that live until the run ends and form no
+    reference cycles worth collecting; the cyclic collector would walk them again and again
+    (a quarter of the CPU time of a region run). Paused for the run, restored after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | None = None,
                snapshot_region: str | None = None,
                config_path: str | Path | None = None, config: KeyingConfig | None = None,
@@ -277,6 +360,18 @@ def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | N
     """Key every listing of the region against the active register snapshot of
     `snapshot_region` (default: the region's own) and store the results, replacing the
     previous ones. Idempotent: same data, same rows."""
+    with _collector_paused():
+        return _key_region(db, region_key=region_key, region=region,
+                           snapshot_region=snapshot_region, config_path=config_path,
+                           config=config, run_id=run_id, actor=actor, purpose=purpose,
+                           progress=progress, use_verdicts=use_verdicts)
+
+
+def _key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | None,
+                snapshot_region: str | None, config_path: str | Path | None,
+                config: KeyingConfig | None, run_id: int | None, actor: str | None,
+                purpose: str | None, progress: Progress | None,
+                use_verdicts: bool) -> KeyingSummary:
     config = config or load_config(config_path)
     snapshot_id = active_snapshot_id(db, snapshot_region or region_key)
     seconds: dict[str, float] = {}
@@ -298,7 +393,7 @@ def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | N
     if progress:
         progress("register", total_units, total_units)
     t0 = time.perf_counter()
-    run = key_places(places, cands, config, labels)
+    run = key_places(places, cands, config, labels, compare_in_parallel(places, cands, config))
     seconds["compare_score_assign"] = time.perf_counter() - t0
     summary = KeyingSummary(
         region=region_key, snapshot_id=snapshot_id, listings=len(listings),

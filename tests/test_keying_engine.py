@@ -186,10 +186,13 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
                for k in range(30)]]
     whole = block(places, units, CONFIG.blocking, sample_size=20, seed=5)
     parts = []
-    for chunk in (units[:25], units[25:60], units[60:]):
+    # slices of the register dealt alternately to two "processes", as the parallel scan does
+    slices = [range(k, min(k + 7, len(units))) for k in range(0, len(units), 7)]
+    for first in (0, 1):
         b = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
-        for u in chunk:
-            b.offer(u)
+        for positions in slices[first::2]:
+            for k in positions:
+                b.offer(units[k], position=k)
         parts.append(b.partial())
     merged = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
     for part in parts:
@@ -202,3 +205,37 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
     assert found(split) == found(whole)
     assert [u.unit_id for u in split.sample] == [u.unit_id for u in whole.sample]
     assert split.token_df == whole.token_df and split.units_scanned == whole.units_scanned
+
+
+def _split_scan(places, units, slice_size: int):
+    from horeca.keying.blocking import Blocker
+
+    slices = [range(k, min(k + slice_size, len(units)))
+              for k in range(0, len(units), slice_size)]
+    merged = Blocker(places, CONFIG.blocking, sample_size=5, seed=5)
+    for first in (0, 1):
+        b = Blocker(places, CONFIG.blocking, sample_size=5, seed=5)
+        for positions in slices[first::2]:
+            for k in positions:
+                b.offer(units[k], position=k)
+        merged.absorb(b.partial())
+    return merged.finish()
+
+
+def test_neighbours_at_the_same_distance_go_to_the_earlier_units_however_the_scan_is_split(
+        ) -> None:
+    # A place without an address keeps its `max_nearest` neighbours; 25 units share one pin
+    # (one building), so which of them are kept is decided by their order in the register.
+    rows = [listing("gusto:1", "Chez Marcel", None, None, lat=50.8521)]
+    places = consolidate([prepare_listing(r) for r in rows], CONFIG.consolidation)
+    units = [unit(f"4.{k}", f"Tenant {k} Trading", "Rue Y", str(k), lat=50.8522,
+                  names_type="legal", horeca=0) for k in range(25)]
+    keep = CONFIG.blocking.max_nearest
+    expected = [f"4.{k}" for k in range(keep)]
+    whole = block(places, units, CONFIG.blocking, sample_size=5, seed=5)
+    assert sorted((whole.units[j].unit_id for j, _ in whole.pairs[0]),
+                  key=lambda u: int(u[2:])) == expected
+    for size in (1, 3, 10):
+        split = _split_scan(places, units, size)
+        assert [split.units[j].unit_id for j, _ in split.pairs[0]] == \
+            [whole.units[j].unit_id for j, _ in whole.pairs[0]]
