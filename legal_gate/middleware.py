@@ -14,7 +14,8 @@ cache, retries and redirects) and, for every request of the crawl:
   max(1 / max_requests_per_second, every Crawl-delay seen), concurrency 1, no jitter. The
   slot is re-clamped on every request and after every response (AutoThrottle lowers
   delays there), and the middleware keeps its own clock as well, so neither spider
-  settings, AutoThrottle nor retries can make the crawl faster;
+  settings, AutoThrottle nor retries can make the crawl faster. `SerialSlotDownloader`
+  makes the slot's concurrency of 1 hold even when the delay is tiny (see there);
 * drops any response whose TDM reservation (meta > header > tdmrep.json rule) is set, so
   the spider never sees it (`legal_gate/tdm_reserved`).
 
@@ -47,6 +48,7 @@ from horeca.legal_gate.checks import (
 )
 from horeca.legal_gate.config import SourceConfig, host_in_domains
 from scrapy import Request, signals
+from scrapy.core import downloader as scrapy_downloader
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.http.request import NO_CALLBACK
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIDDLEWARE_PATH = "horeca.legal_gate.middleware.LegalGateMiddleware"
+DOWNLOADER_PATH = "horeca.legal_gate.middleware.SerialSlotDownloader"
 MIDDLEWARE_PRIORITY = 40  # before every other downloader middleware (Offsite is 50)
 PIPELINE_PATH = "horeca.legal_gate.minimise.MinimisePipeline"
 PIPELINE_PRIORITY = 100  # first: nothing downstream ever sees a field we may not keep
@@ -96,6 +99,7 @@ def gate_settings(source: SourceConfig, proxy: str | None = None) -> dict[str, A
         "DOWNLOAD_DELAY": delay,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
         "DOWNLOAD_SLOTS": {slot_key(source): slot},
+        "DOWNLOADER": DOWNLOADER_PATH,
         **jitter,
         "DOWNLOADER_MIDDLEWARES": {
             MIDDLEWARE_PATH: MIDDLEWARE_PRIORITY,
@@ -146,6 +150,10 @@ def check_gate_components(settings: Any) -> None:
     """
     from scrapy.utils.misc import load_object
 
+    downloader = load_object(settings.get("DOWNLOADER"))
+    if not (isinstance(downloader, type) and issubclass(downloader, SerialSlotDownloader)):
+        raise RuntimeError(f"the legal gate refuses this crawl: the DOWNLOADER setting must "
+                           f"be {DOWNLOADER_PATH} (it keeps one request at a time per source)")
     middlewares = _enabled_components(settings, "DOWNLOADER_MIDDLEWARES")
     pipelines = _enabled_components(settings, "ITEM_PIPELINES")
     if not middlewares or middlewares[0] is not load_object(MIDDLEWARE_PATH):
@@ -154,6 +162,47 @@ def check_gate_components(settings: Any) -> None:
     if not pipelines or pipelines[0] is not load_object(PIPELINE_PATH):
         raise RuntimeError(f"the legal gate refuses this crawl: {PIPELINE_PATH} must be the "
                            "first enabled item pipeline")
+
+
+class SerialSlotDownloader(scrapy_downloader.Downloader):
+    """Scrapy's downloader, with a slot's concurrency holding whatever its delay.
+
+    Scrapy (2.13 and later) starts each download as a task, and the task counts its
+    request as transferring only when it runs. With a slot delay shorter than the time
+    the queue loop itself takes (rate cap lifted, throttling off), the loop's
+    "one more after the delay" step finds the slot still free and starts the next queued
+    request too, and the next: a slot of concurrency 1 had up to ten requests in flight.
+    Here a request counts as transferring from the moment it leaves the queue.
+    Older Scrapy versions start the download synchronously and need no change.
+    """
+
+    _ASYNC_QUEUE = all(hasattr(scrapy_downloader, name)
+                       for name in ("_schedule_coro", "call_later")) and hasattr(
+        scrapy_downloader.Downloader, "_wait_for_download")
+
+    def _process_queue(self, *args: Any) -> None:
+        if not self._ASYNC_QUEUE or len(args) != 1:
+            super()._process_queue(*args)
+            return
+        slot = args[0]
+        if slot.latercall:
+            return
+        now = monotonic()
+        delay = slot.download_delay()
+        if delay:
+            penalty = delay - now + slot.lastseen
+            if penalty > 0:
+                slot.latercall = scrapy_downloader.call_later(penalty, self._latercall, slot)
+                return
+        while slot.queue and slot.free_transfer_slots() > 0:
+            slot.lastseen = now
+            request, queue_dfd = slot.queue.popleft()
+            slot.transferring.add(request)  # the change: counted before the task runs
+            scrapy_downloader._schedule_coro(
+                self._wait_for_download(slot, request, queue_dfd))
+            if delay:
+                self._process_queue(slot)
+                break
 
 
 async def _sleep(seconds: float) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from horeca.legal_gate.config import FIELD_GROUPS, SourceConfig
@@ -43,6 +44,7 @@ def kept_fields(source: SourceConfig) -> frozenset[str]:
     return frozenset(keep)
 
 
+@lru_cache(maxsize=4096)  # a crawl meets the same few dozen keys on every item
 def is_personal_key(key: str) -> bool:
     """A key that names personal content (reviews, authors, photos, e-mail) whatever its case."""
     lowered = key.lower()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +32,23 @@ from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 
 JOB_FILE = "horeca-job.json"
+SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.ScrapyPriorityQueue"
+# Scrapy components a listing crawl never uses; each costs CPU per request or start-up.
+UNUSED_DOWNLOADER_MIDDLEWARES: dict[str, None] = {
+    # the legal gate, first in the chain, already drops requests outside allowed_domains
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+    "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+}
+UNUSED_SPIDER_MIDDLEWARES: dict[str, None] = {
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,  # no depth limit: stats only
+    "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,  # Scrapy >= 2.19
+}
+UNUSED_EXTENSIONS: dict[str, None] = {
+    "scrapy.extensions.telnet.TelnetConsole": None,
+    "scrapy.extensions.memdebug.MemoryDebugger": None,
+    "scrapy.extensions.feedexport.FeedExporter": None,
+    "scrapy.extensions.remote_control.RemoteControl": None,  # Scrapy >= 2.19; imports aiohttp
+}
 PARTIAL_FILE = "horeca-partial.json"
 
 
@@ -84,9 +102,19 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
         "DOWNLOADER_MIDDLEWARES": {
             "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
             "horeca.spiders.middlewares.RetryAfterMiddleware": 550,
+            **UNUSED_DOWNLOADER_MIDDLEWARES,
         },
+        "SPIDER_MIDDLEWARES": dict(UNUSED_SPIDER_MIDDLEWARES),
         "ITEM_PIPELINES": dict(ITEM_PIPELINES),
-        "EXTENSIONS": {"horeca.spiders.crawl_process.ProgressFile": 500},
+        "EXTENSIONS": {"horeca.spiders.crawl_process.ProgressFile": 500,
+                       **UNUSED_EXTENSIONS},
+        # Scrapy re-reads a callback's source code to warn about `return` in generators;
+        # its cache is keyed by bound methods, which are new objects on every response.
+        "WARN_ON_GENERATOR_RETURN_VALUE": False,
+        # Every request of a crawl goes to the legal gate's one download slot, so
+        # Scrapy's default queue, which balances requests across download slots, only
+        # adds work per request. Part of the job fingerprint: saved queues differ.
+        "SCHEDULER_PRIORITY_QUEUE": SCHEDULER_PRIORITY_QUEUE,
         "LOG_FORMATTER": "horeca.spiders.pipelines.QuietDropsLogFormatter",
         "LOG_LEVEL": "INFO",
         "LOGSTATS_INTERVAL": 30.0,
@@ -148,7 +176,8 @@ class ProgressFile:
 def job_fingerprint(source: Any, region: Region) -> str:
     """What must not change for a saved job to be resumed."""
     data = {"spider": source.spider, "start_urls": list(source.start_urls),
-            "options": source.spider_options, "region": region_to_dict(region)}
+            "options": source.spider_options, "region": region_to_dict(region),
+            "queue": SCHEDULER_PRIORITY_QUEUE}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -194,6 +223,9 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     settings = merge_settings(settings, gate_settings(source, proxy=spec.get("proxy")))
     settings = merge_settings(settings, spec.get("settings") or {})
 
+    # Scrapy filters log levels in its handler, after building every record; debug
+    # records (two per page) are not even built this way.
+    logging.getLogger("scrapy").setLevel(settings.get("LOG_LEVEL", "INFO"))
     started = time.monotonic()
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(SPIDER_KINDS[source.spider])

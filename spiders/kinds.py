@@ -31,6 +31,9 @@ from scrapy.utils.sitemap import Sitemap
 logger = logging.getLogger(__name__)
 
 DETAIL_PRIORITY = 10  # finish detail pages first: the queue stays short, memory flat
+# Page requests leave `callback` unset: Scrapy then calls `parse`, and the on-disk job
+# queue stores no callback name (finding the name of a bound method means listing all of
+# the spider's members, for every request queued).
 
 
 class ListingSpiderBase(scrapy.Spider):
@@ -74,7 +77,7 @@ class PageSpider(ListingSpiderBase):
         for url in self.options.sitemap_urls:
             yield scrapy.Request(url, callback=self.parse_sitemap)
         for url in self.start_urls:
-            yield scrapy.Request(url, callback=self.parse)
+            yield scrapy.Request(url)
 
     async def start(self) -> AsyncIterator[Any]:
         for request in self.start_requests():
@@ -105,7 +108,7 @@ class PageSpider(ListingSpiderBase):
             if url in seen or not url.startswith(("http://", "https://")):
                 continue
             seen.add(url)
-            yield scrapy.Request(url, callback=self.parse, priority=priority)
+            yield scrapy.Request(url, priority=priority)
 
     def parse_sitemap(self, response: Response) -> Iterator[scrapy.Request]:
         body = response.body
@@ -127,7 +130,7 @@ class PageSpider(ListingSpiderBase):
             if sitemap.type == "sitemapindex":
                 yield scrapy.Request(loc, callback=self.parse_sitemap)
             elif self.options.detail_url_pattern is None or self.options.is_detail(loc):
-                yield scrapy.Request(loc, callback=self.parse, priority=DETAIL_PRIORITY)
+                yield scrapy.Request(loc, priority=DETAIL_PRIORITY)
 
     # -- pages ---------------------------------------------------------------------
     def parse(self, response: Response) -> Iterator[Any]:

@@ -16,6 +16,7 @@ HORECA_WRITE_BATCH.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +153,14 @@ class DedupePipeline(_Pipeline):
 
 
 class StorePipeline(_Pipeline):
-    """Upserts kept listings in batches and counts coverage per field."""
+    """Upserts kept listings in batches and counts coverage per field (added to the crawl's
+    stats when the spider closes, rather than seven stats calls per listing)."""
 
     writer: ListingWriter
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self.coverage: Counter[str] = Counter()
 
     def open_spider(self, spider: Any = None) -> None:
         db_path = self.settings.get("HORECA_DB_PATH")
@@ -167,17 +173,16 @@ class StorePipeline(_Pipeline):
 
     def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
         self.writer.add(item)
-        stats = self.crawler.stats
-        if stats is not None:
-            stats.inc_value("horeca/kept")
-            for field in COVERAGE_FIELDS:
-                if has_field(item, field):
-                    stats.inc_value(f"horeca/coverage/{field}")
+        if self.crawler.stats is not None:
+            self.crawler.stats.inc_value("horeca/kept")  # read by the progress bar
+        self.coverage.update(field for field in COVERAGE_FIELDS if has_field(item, field))
         return item
 
     def close_spider(self, spider: Any = None) -> None:
         self.writer.close()
         if self.crawler.stats is not None:
+            for field, count in self.coverage.items():
+                self.crawler.stats.inc_value(f"horeca/coverage/{field}", count)
             self.crawler.stats.set_value("horeca/written/new", self.writer.new)
             self.crawler.stats.set_value("horeca/written/updated", self.writer.updated)
         self.writer.db.conn.close()

@@ -44,6 +44,7 @@ class Page:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without answering
     fail_first: int = 0  # answer 503 this many times first
+    delay: float = 0.0  # seconds the server takes to answer
 
     def __post_init__(self) -> None:
         self.headers.setdefault("Content-Type", "text/html; charset=utf-8")
@@ -67,6 +68,8 @@ class VHosts:
         self.log: list[tuple[float, str, str]] = []
         self._lock = threading.Lock()
         self._accepted: dict[Any, float] = {}
+        self._in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
         vhosts = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -107,8 +110,20 @@ class VHosts:
             fail = page is not None and page.fail_first > 0
             if fail:
                 page.fail_first -= 1
+            self._in_flight[host] = self._in_flight.get(host, 0) + 1
+            self.max_in_flight[host] = max(self.max_in_flight.get(host, 0),
+                                           self._in_flight[host])
+        try:
+            self._answer(handler, page, fail)
+        finally:
+            with self._lock:
+                self._in_flight[host] -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler, page: Page | None, fail: bool) -> None:
         if page is None:
             page = Page(b"not found", 404)
+        if page.delay:
+            time.sleep(page.delay)
         if page.drop:
             handler.close_connection = True
             return
@@ -436,14 +451,15 @@ def rules_sites() -> dict[str, dict[str, Page]]:
     }
 
 
-def fanout_site(pages: int, *, crawl_delay: float | None = None) -> dict[str, Page]:
+def fanout_site(pages: int, *, crawl_delay: float | None = None,
+                page_delay: float = 0.0) -> dict[str, Page]:
     robots = "User-agent: *\nDisallow: /private/\n"
     if crawl_delay:
         robots += f"Crawl-delay: {crawl_delay}\n"
     links = [f"/p{i}" for i in range(pages)]
     site = {"/robots.txt": text(robots), "/": Page(html("Home", *links))}
     for i, link in enumerate(links):
-        site[link] = Page(html(f"P{i}"), fail_first=1 if i % 3 == 0 else 0)
+        site[link] = Page(html(f"P{i}"), fail_first=1 if i % 3 == 0 else 0, delay=page_delay)
     return site
 
 
@@ -460,6 +476,9 @@ SCENARIOS: dict[str, tuple[SourceConfig, bool, bool]] = {
         False, False),
     "rate": (_one_host("fast.example", max_requests_per_second=10), True, False),
     "crawl_delay": (_one_host("slow.example", max_requests_per_second=50), True, False),
+    # No rate cap to speak of (as in the throughput benchmark) and slow answers: requests
+    # queue up in the download slot, which must still send them one at a time.
+    "unlimited": (_one_host("burst.example", max_requests_per_second=1e6), False, False),
     "pending": (_one_host("pending.example", status="pending"), False, False),
     "no_pipeline": (_one_host("nopipe.example"), False, True),
 }
@@ -469,6 +488,7 @@ SCENARIOS: dict[str, tuple[SourceConfig, bool, bool]] = {
 def crawls(tmp_path_factory) -> Iterator[tuple[dict[str, dict[str, Any]], VHosts, str]]:
     sites = VHosts({**rules_sites(), "fast.example": fanout_site(8),
                     "slow.example": fanout_site(4, crawl_delay=0.3),
+                    "burst.example": fanout_site(12, page_delay=0.03),
                     "pending.example": plain_site(), "nopipe.example": plain_site()})
     folder = tmp_path_factory.mktemp("crawls")
     spec = {"proxy": sites.proxy, "out": str(folder / "result.json"), "crawls": {
@@ -593,6 +613,28 @@ def test_crawl_delay_is_honoured(crawls) -> None:
     times = crawls[1].times("slow.example")
     assert len(times) >= 7, crawls[2]
     assert_rate_at_most(times, 1 / 0.3)
+
+
+def test_one_request_at_a_time_per_source_even_without_a_rate_cap(crawls) -> None:
+    _result(crawls, "unlimited")
+    sites = crawls[1]
+    assert len(sites.requests("burst.example")) >= 14, crawls[2]
+    assert sites.max_in_flight["burst.example"] == 1
+
+
+def test_gate_refuses_a_crawl_with_another_downloader() -> None:
+    from horeca.legal_gate.middleware import (
+        check_gate_components,
+        gate_settings,
+        merge_settings,
+    )
+    from scrapy.settings import Settings
+
+    settings = gate_settings(make_source())
+    check_gate_components(Settings(settings))
+    stock = merge_settings(settings, {"DOWNLOADER": "scrapy.core.downloader.Downloader"})
+    with pytest.raises(RuntimeError, match="DOWNLOADER"):
+        check_gate_components(Settings(stock))
 
 
 def test_crawl_of_unapproved_source_fetches_nothing_even_without_preflight(crawls) -> None:
