@@ -52,6 +52,7 @@ def country_code(value: str | None, default: str = "BE") -> str:
     return default.upper()
 
 
+@lru_cache(maxsize=65_536)  # localities and bilingual street names repeat
 def split_bilingual(name: str | None) -> tuple[str | None, str | None]:
     """"Rue de la Fourche - Greepstraat" -> ("Rue de la Fourche", "Greepstraat")."""
     if not name:

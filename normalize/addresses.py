@@ -192,6 +192,7 @@ _FR_TYPE_SET = frozenset(_FR_TYPES) - {"petite", "rond", "point"}
 _NL_TYPE_SET = frozenset(_NL_TYPES)
 
 
+@lru_cache(maxsize=65_536)  # street words repeat ("rue", "de", "laan") across streets
 def _expand_token(token: str, is_first: bool) -> str:
     if token in _WORD_ABBREVIATIONS:
         return _WORD_ABBREVIATIONS[token]
