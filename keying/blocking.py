@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from horeca.keying.config import BlockingConfig
 from horeca.keying.records import (
     FUNCTION_WORDS,
@@ -57,6 +58,8 @@ KINDS = ("verdict", "vat", "phone", "domain", "address", "name", "street", "toke
 KIND_BIT = {k: 1 << i for i, k in enumerate(KINDS)}
 MAX_RANGE = 12  # house-number ranges longer than this are indexed by their ends only
 M_PER_DEG = 111_320.0
+NEAR_BATCH = 8192  # units whose distances to the places are computed together
+_CELL_SPAN = 1 << 32  # cell (row, column) -> one integer: row * span + column
 
 
 def _digits(number: str) -> str:
@@ -146,6 +149,7 @@ class Blocker:
         self.place_streets: set[tuple[str, str]] = set()
         for i, place in enumerate(places):
             self._index_place(i, place)
+        self.token_words: frozenset[str] = frozenset(self.index["token"])
         # Units reviewers named ("registered under N") are always candidates of their place.
         by_id = {place.id: i for i, place in enumerate(places)}
         for pid, number in (known or {}).items():
@@ -186,6 +190,11 @@ class Blocker:
         # the order of the register or how its scan is split between processes).
         self.sample: list[tuple[int, str, Mapping[str, Any] | UnitRecord,
                                 Mapping[str, Any] | None]] = []
+        # Units within the places' extent, waiting for their distances to be computed in
+        # one batch: (unit, geocode, position, slot or -1), latitudes, longitudes.
+        self._pending: list[tuple[Mapping[str, Any], Mapping[str, Any] | None, int, int]] = []
+        self._pending_lat: list[float] = []
+        self._pending_lon: list[float] = []
 
     def fresh(self) -> Blocker:
         """A blocker over the same places with nothing offered yet: the places' index is
@@ -318,92 +327,163 @@ class Blocker:
                         for cand in _domain_candidates(value):
                             if cand in index["domain"]:
                                 hits.append(("domain", cand))
+        place_postcodes = self.place_postcodes
         pc = self._postcode(unit.get("postcode"))
         seat_pc = self._postcode(unit.get("seat_postcode"))
-        postcodes = [p for p in (pc, seat_pc) if p and p in self.place_postcodes]
-        for prefix, code in (("", pc), ("seat_", seat_pc)):
+        postcodes = [p for p in (pc, seat_pc) if p and p in place_postcodes]
+        if postcodes:
+            self._address_hits(unit, pc, seat_pc, hits)
+        texts = name_texts(unit.get("names"))
+        if texts:
+            self._name_hits(texts, postcodes, hits)
+        kept = False
+        if hits:
+            for kind, key in dict.fromkeys(hits):  # each key once, in order
+                kept = self._hit(kind, key, slot) or kept
+        if kept:
+            self._retain(unit, geocode, pos)
+        point = None
+        if geocode:
+            point = valid_point(geocode.get("lat"), geocode.get("lon"))
+        if point is None:
+            lat, lon = unit.get("lat"), unit.get("lon")
+            if type(lat) is float and type(lon) is float:  # the usual case, checked inline
+                # (NaN fails the range test, as in valid_point)
+                if -90 <= lat <= 90 and -180 <= lon <= 180 and (lat or lon):
+                    point = (lat, lon)
+            else:
+                point = valid_point(lat, lon)
+        if point is not None:
+            lat, lon = point
+            south, west, north, east = self.extent
+            if south <= lat <= north and west <= lon <= east:  # else far from every place
+                self._pending.append((unit, geocode, pos, slot if kept else -1))
+                self._pending_lat.append(lat)
+                self._pending_lon.append(lon)
+                if len(self._pending) >= NEAR_BATCH:
+                    self._offer_near()
+
+    def _retain(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None,
+                pos: int) -> int:
+        self.retained.append(unit)
+        self.geocodes.append(geocode)
+        self.positions.append(pos)
+        return len(self.retained) - 1
+
+    _STREET_COLUMNS = (("", ("street_fr", "street_nl"), "house_number"),
+                       ("seat_", ("seat_street_fr", "seat_street_nl"), "seat_house_number"))
+
+    def _address_hits(self, unit: Mapping[str, Any], pc: str | None, seat_pc: str | None,
+                      hits: list[tuple[str, Any]]) -> None:
+        """The door and street keys of a unit in a postcode some place has."""
+        index, place_streets = self.index, self.place_streets
+        for code, (_prefix, street_columns, number_column) in zip(
+                (pc, seat_pc), self._STREET_COLUMNS, strict=True):
             if not code or code not in self.place_postcodes:
                 continue
-            for lang in ("fr", "nl"):
-                street = unit.get(f"{prefix}street_{lang}")
+            for column in street_columns:
+                street = unit.get(column)
                 if not street:
                     continue
                 core = street_core(street)
-                if (code, core) not in self.place_streets:
+                if (code, core) not in place_streets:
                     continue
                 if (code, core) in index["street"]:
                     hits.append(("street", (code, core)))
-                number_text = unit.get(f"{prefix}house_number")
+                number_text = unit.get(number_column)
                 if number_text:
                     lo, hi, _ = parse_house_number(str(number_text))
                     for n in _numbers(lo, hi):
                         if (code, core, n) in index["address"]:
                             hits.append(("address", (code, core, n)))
-        names = unit.get("names")
-        seen: set[str] = set()
-        df = self.token_df
-        key_words = self.key_words
-        for text in name_texts(names):
+
+    def _name_hits(self, texts: list[str], postcodes: list[str],
+                   hits: list[tuple[str, Any]]) -> None:
+        """The whole-name, name-word and local name-word keys of a unit's names."""
+        index, key_words = self.index, self.key_words
+        words_seen: set[str] = set()
+        for text in texts:
             words = quick_tokens(text)
             # A whole-name key can only match when every word is one some place uses.
-            if all(w in key_words for w in words):
+            if key_words.issuperset(words):
                 key = name_key(words)
                 if key in index["name"]:
                     hits.append(("name", key))
-            for word in words:
-                if word in seen:
-                    continue
-                seen.add(word)
-                if word in index["token"]:
-                    df[word] = df.get(word, 0) + 1  # counted even once too common
-                    hits.append(("token", word))
-                    for code in postcodes:
-                        if (code, word) in index["local"]:
-                            hits.append(("local", (code, word)))
-        kept = False
-        done: set[tuple[str, Any]] = set()
-        for hit in hits:
-            if hit not in done:
-                done.add(hit)
-                kept = self._hit(hit[0], hit[1], slot) or kept
-        point = None
-        if geocode:
-            point = valid_point(geocode.get("lat"), geocode.get("lon"))
-        if point is None:
-            point = valid_point(unit.get("lat"), unit.get("lon"))
-        if point is not None and self._offer_near(slot, pos, point):
-            kept = True
-        if kept:
-            self.retained.append(unit)
-            self.geocodes.append(geocode)
-            self.positions.append(pos)
+            words_seen.update(words)
+        common = words_seen & self.token_words  # set & set: walks the smaller one
+        if not common:
+            return
+        df, local = self.token_df, index["local"]
+        for word in sorted(common):
+            df[word] = df.get(word, 0) + 1  # counted even once too common
+            hits.append(("token", word))
+            for code in postcodes:
+                if (code, word) in local:
+                    hits.append(("local", (code, word)))
 
-    def _offer_near(self, slot: int, pos: int, point: tuple[float, float]) -> bool:
-        lat, lon = point
-        south, west, north, east = self.extent
-        if not (south <= lat <= north and west <= lon <= east):
-            return False  # far from every place: no cell to look at
-        entries = self.cells.get(self._cell(lat, lon))
-        if not entries:
-            return False
-        limit2 = self.config.max_distance_m ** 2
-        m_lon = self.m_per_deg_lon
-        hit = False
+    def _cell_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]:
+        """The places' cells as arrays sorted by cell (each cell's entries in the order
+        they were filed): cell keys, latitudes, longitudes; place indexes, keep counts."""
+        cached = getattr(self, "_cells_sorted", None)
+        if cached is None:
+            keys: list[int] = []
+            lats: list[float] = []
+            lons: list[float] = []
+            owners: list[int] = []
+            keeps: list[int] = []
+            for (cy, cx), entries in sorted(self.cells.items()):
+                for i, plat, plon, keep in entries:
+                    keys.append(cy * _CELL_SPAN + cx)
+                    lats.append(plat)
+                    lons.append(plon)
+                    owners.append(i)
+                    keeps.append(keep)
+            cached = (np.array(keys, dtype=np.int64), np.array(lats, dtype=np.float64),
+                      np.array(lons, dtype=np.float64), owners, keeps)
+            self._cells_sorted = cached
+        return cached
+
+    def _offer_near(self) -> None:
+        """The pending units' distances to the places around their cell, in one batch;
+        each place keeps its nearest (a unit that enters a place's heap is retained)."""
+        pending = self._pending
+        if not pending:
+            return
+        ekey, elat, elon, owners, keeps = self._cell_arrays()
+        ulat = np.array(self._pending_lat, dtype=np.float64)
+        ulon = np.array(self._pending_lon, dtype=np.float64)
+        self._pending, self._pending_lat, self._pending_lon = [], [], []
+        g, m_lon = self.config.grid_m, self.m_per_deg_lon
+        # the same arithmetic as `_cell` and the distance below, element by element
+        ukey = (np.floor(ulat * M_PER_DEG / g).astype(np.int64) * _CELL_SPAN
+                + np.floor(ulon * m_lon / g).astype(np.int64))
+        left = np.searchsorted(ekey, ukey, side="left")
+        counts = np.searchsorted(ekey, ukey, side="right") - left
+        total = int(counts.sum())
+        if not total:
+            return
+        uidx = np.repeat(np.arange(len(pending)), counts)
+        eidx = np.arange(total) + np.repeat(left - (np.cumsum(counts) - counts), counts)
+        dy = (ulat[uidx] - elat[eidx]) * M_PER_DEG
+        dx = (ulon[uidx] - elon[eidx]) * m_lon
+        d2 = dx * dx + dy * dy
+        within = np.flatnonzero(d2 <= self.config.max_distance_m ** 2)
         near = self.near
-        for i, plat, plon, keep in entries:
-            dy = (lat - plat) * M_PER_DEG
-            dx = (lon - plon) * m_lon
-            d2 = dx * dx + dy * dy
-            if d2 > limit2:
+        slots = [entry[3] for entry in pending]
+        for u, e, dist2 in zip(uidx[within].tolist(), eidx[within].tolist(),
+                               d2[within].tolist(), strict=True):
+            unit, geocode, pos, _slot = pending[u]
+            heap = near[owners[e]]
+            if len(heap) < keeps[e]:
+                push = heapq.heappush
+            elif heap[0][:2] < (-dist2, -pos):
+                push = heapq.heapreplace
+            else:
                 continue
-            heap = near[i]
-            if len(heap) < keep:
-                heapq.heappush(heap, (-d2, -pos, slot))
-                hit = True
-            elif heap[0][:2] < (-d2, -pos):
-                heapq.heapreplace(heap, (-d2, -pos, slot))
-                hit = True
-        return hit
+            slot = slots[u]
+            if slot < 0:
+                slot = slots[u] = self._retain(unit, geocode, pos)
+            push(heap, (-dist2, -pos, slot))
 
     # ------------------------------------------------------------------ parallel scans
 
@@ -412,8 +492,9 @@ class Blocker:
 
         Only the units that a key or a neighbourhood still points at travel, already
         prepared for comparison: preparing them is most of the cost of a candidate, and
-        here it is shared between the processes. Their order is kept (the merge and its
-        tie-breaks depend on it)."""
+        here it is shared between the processes. Their positions in the register travel
+        with them: ties are broken by position, never by which process found a unit."""
+        self._offer_near()
         used: set[int] = set()
         for keys in self.buckets.values():
             for bucket in keys.values():
@@ -446,6 +527,7 @@ class Blocker:
 
     def absorb(self, part: Mapping[str, Any]) -> None:
         """Add another process's `partial()` scan of other units, as if offered here."""
+        self._offer_near()
         offset = len(self.retained)
         self.retained.extend(part["retained"])
         self.geocodes.extend(part["geocodes"])
@@ -479,6 +561,7 @@ class Blocker:
     # ------------------------------------------------------------------ result
 
     def finish(self) -> CandidateSet:
+        self._offer_near()
         per_place: list[dict[int, int]] = [{} for _ in self.places]
         stats: dict[str, dict[str, int]] = {}
         for kind, keys in self.buckets.items():

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 from horeca.errors import UserError
-from horeca.keying.blocking import Blocker, CandidateSet, block
+from horeca.keying.blocking import Blocker, CandidateSet
 from horeca.keying.compare import comparison_from_row, comparison_row
 from horeca.keying.config import KeyingConfig, load_config
 from horeca.keying.consolidate import consolidate, platform_domains
@@ -142,8 +142,10 @@ def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: i
                             "AND lat IS NOT NULL LIMIT 1").fetchone() is not None
     where, params = "u.snapshot_id = ?", [snapshot_id]
     if rowids is not None:
-        where += " AND u.rowid BETWEEN ? AND ?"
-        params += list(rowids)
+        # in rowid order, read straight from the table ("+" keeps SQLite from walking the
+        # snapshot's postcode index instead, which visits rows in postcode order)
+        where = "u.rowid BETWEEN ? AND ? AND +u.snapshot_id = ?"
+        params = [*rowids, snapshot_id]
     if geocoded:
         sql = (f"SELECT {columns}, e.lat, e.lon FROM register_units u "
                "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' "
@@ -191,10 +193,12 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
     (`[keying.blocking] workers`) when the register is large. Same candidates either way."""
     workers = config.blocking.workers or os.cpu_count() or 1
     path = _db_file(db)
+    lo, hi = db.execute("SELECT min(rowid), max(rowid) FROM register_units "
+                        "WHERE snapshot_id = ?", [snapshot_id]).fetchone()
+    if lo is None:
+        lo = hi = 0
     if workers > 1 and total_units >= PARALLEL_MIN_UNITS and path \
             and "fork" in multiprocessing.get_all_start_methods():
-        lo, hi = db.execute("SELECT min(rowid), max(rowid) FROM register_units "
-                            "WHERE snapshot_id = ?", [snapshot_id]).fetchone()
         # Each process takes every n-th of many slices of the table: units differ in cost
         # (those near places, with several names, cost more) and cluster by rowid, so
         # halves would leave one process waiting for the other.
@@ -219,15 +223,14 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
             progress("register", total_units, total_units)
         return blocker.finish()
 
-    def units() -> Iterator[dict[str, Any]]:
-        for k, unit in enumerate(iter_register(db, snapshot_id), 1):
-            if progress and k % 20_000 == 0:
-                progress("register", k, total_units)
-            yield unit
-
-    return block(places, units(), config.blocking, country=config.country,
-                 sample_size=config.scoring.sample_units, seed=config.scoring.seed,
-                 known=known)
+    blocker = Blocker(places, config.blocking, config.country,
+                      sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                      known=known)
+    for k, unit in enumerate(iter_register(db, snapshot_id, (lo, hi)), 1):
+        if progress and k % 20_000 == 0:
+            progress("register", k, total_units)
+        blocker.offer(unit, position=unit["rowid"])
+    return blocker.finish()
 
 
 PARALLEL_MIN_PAIRS = 20_000  # below this, comparing in one process is quicker
