@@ -86,6 +86,19 @@ def name_texts(names: Any) -> list[str]:
     return [t for t in entries if isinstance(t, str)]
 
 
+_JSON_STRING = re.compile(r'"([^"\\]*)"')
+
+
+def _strings(value: Any) -> list:
+    """A JSON column's values, for lookups: a plain list of strings (the register's form)
+    is read with a pattern instead of being decoded; anything else is decoded. The strings
+    found are the same; other values (numbers, null) could never be a key."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]") \
+            and "\\" not in value and "{" not in value and value.count("[") == 1:
+        return _JSON_STRING.findall(value)
+    return json_list(value)
+
+
 def _domain_candidates(value: Any) -> tuple[str, ...]:
     """The host's last two and three labels: whichever is the registered domain, it is one
     of them, and a place's domain is looked up among them without parsing the URL."""
@@ -316,14 +329,14 @@ class Blocker:
                     hits.append(("verdict", _digits(str(value))))
         phones = unit.get("phones")
         if phones and index["phone"]:
-            for phone in json_list(phones):
+            for phone in _strings(phones):
                 if phone in index["phone"]:
                     hits.append(("phone", phone))
         if index["domain"]:
             for column in ("websites", "emails"):
                 values = unit.get(column)
                 if values:
-                    for value in json_list(values):
+                    for value in _strings(values):
                         for cand in _domain_candidates(value):
                             if cand in index["domain"]:
                                 hits.append(("domain", cand))

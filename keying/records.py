@@ -291,6 +291,22 @@ def _phones(values: Iterable[Any], country: str) -> frozenset[str]:
 # ----------------------------------------------------------------------------- listings
 
 
+# One URL (nothing that `normalize_url` would split several URLs at), lowercase host, no
+# port or user: its registered domain is its host's.
+_PLAIN_SITE = re.compile(r"(https?://[a-z0-9.-]+)(?:[/?#][^\s,;|]*)?")
+
+
+def site_domain(url: str) -> str | None:
+    """`registered_domain(url)`, quick for the usual platform page URL: a plain
+    "http(s)://host/..." has the registered domain of its host, computed once per host
+    (every listing of a platform has one such URL)."""
+    plain = _PLAIN_SITE.fullmatch(url) if isinstance(url, str) else None
+    if plain:
+        return registered_domain(plain.group(1) + "/")
+    return registered_domain(url)
+
+
+
 @dataclass(frozen=True, slots=True)
 class ListingRecord:
     """One listing, normalised; consolidation merges these into places."""
@@ -328,7 +344,7 @@ def prepare_listing(listing: Mapping[str, Any], *, country: str = "BE",
     phone_values = [listing.get("phone") or listing.get("phone_raw")]
     phones = _phones(phone_values, country)
     # A platform often puts its own page in the website field: never evidence.
-    own = registered_domain(listing["url"]) if listing.get("url") else None
+    own = site_domain(listing["url"]) if listing.get("url") else None
     domains = _domains([listing.get("website")], ignored_domains | ({own} if own else set()))
     vat = parse_enterprise_number(str(listing["vat"])) if listing.get("vat") else None
     site = valid_point(listing.get("lat"), listing.get("lon"))
@@ -410,7 +426,11 @@ def _horeca(unit: Mapping[str, Any]) -> bool | None:
     nace = unit.get("nace")
     if unit.get("horeca"):
         return True
-    if nace in (None, "", "[]") or not json_list(nace):
+    if nace in (None, "", "[]"):
+        return None
+    if isinstance(nace, str) and nace.startswith("[{"):
+        return False  # a non-empty list of activities (the register's form), not decoded
+    if not json_list(nace):
         return None
     return False
 

@@ -196,3 +196,39 @@ def test_batch_name_scores_equal_pair_by_pair(place_names: list[str],
         assert (round(single.same, 6), round(single.similar, 6)) == (round(s, 6), round(t, 6))
     assert [c.levels for c in compare_many(place, units, G)] == \
         [compare(place, u, G).levels for u in units]
+
+
+hosts = st.lists(st.sampled_from(["www", "shop", "resto-x", "gustoreviews", "a", "Foo", "b-b",
+                                  "co", "be", "uk", "example", "com", "-x", "192", "0", ""]),
+                 min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scheme=st.sampled_from(["http://", "https://", "HTTP://", "", "ftp://", "http:/"]),
+       host=hosts, port=st.sampled_from(["", ":80", ":8080", ":x"]),
+       rest=st.sampled_from(["", "/", "/place/le-x-12/", "?utm_source=a&b=1", "#top",
+                             "/a b,c", "/x@y", "/ok;http://other.be/"]))
+def test_site_domain_is_the_registered_domain(scheme: str, host: str, port: str,
+                                              rest: str) -> None:
+    from horeca.keying.records import site_domain
+    from horeca.normalize import registered_domain
+
+    url = scheme + host + port + rest
+    assert site_domain(url) == registered_domain(url)
+
+
+def test_comparisons_survive_the_trip_between_processes() -> None:
+    from horeca.keying.compare import comparison_from_row, comparison_row
+
+    place = build_place([prepare_listing(listing(name="Brasserie du Parc",
+                                                 street="Rue Haute", house_number="12"))])
+    units = [prepare_unit(unit()),
+             prepare_unit(unit(unit_id="2.100.000.002", street_fr="Rue Basse",
+                               seat_street_fr="Rue Haute", seat_house_number="12",
+                               seat_postcode="1000")),
+             prepare_unit(unit(unit_id="2.100.000.003", street_fr=None, street_nl=None,
+                               lat=None, lon=None))]
+    for u, c in zip(units, compare_many(place, units, G), strict=True):
+        back = comparison_from_row(place, u, comparison_row(place, u, c))
+        assert back == c
+        assert back.address.unit_address is c.address.unit_address

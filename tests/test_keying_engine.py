@@ -11,6 +11,8 @@ from horeca.keying.config import DEFAULT_CONFIG, MODEL_FIELDS
 from horeca.keying.consolidate import build_place, consolidate
 from horeca.keying.engine import Labels, key_places
 from horeca.keying.records import prepare_listing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # Fixed, plausible weights so that these small scenes do not depend on EM's estimates.
 FIXED = {
@@ -239,3 +241,16 @@ def test_neighbours_at_the_same_distance_go_to_the_earlier_units_however_the_sca
         split = _split_scan(places, units, size)
         assert [split.units[j].unit_id for j, _ in split.pairs[0]] == \
             [whole.units[j].unit_id for j, _ in whole.pairs[0]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.text(max_size=12), st.integers(), st.none()), max_size=4),
+       ascii_only=st.booleans())
+def test_json_lists_read_without_decoding_give_the_same_strings(values: list,
+                                                                ascii_only: bool) -> None:
+    from horeca.keying.blocking import _strings
+    from horeca.keying.records import json_list
+
+    text = json.dumps(values, ensure_ascii=ascii_only)
+    assert [v for v in _strings(text) if isinstance(v, str)] == \
+        [v for v in json_list(text) if isinstance(v, str)]
