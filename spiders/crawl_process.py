@@ -1,10 +1,12 @@
-"""One crawl of one source in this process (started as `python -m horeca.spiders.run_one`).
+"""Crawls in a worker process (started as `python -m horeca.spiders.run_one SPEC.json`).
 
 Twisted's reactor cannot be restarted inside a process, and `horeca run`, the demo and the
-tests crawl several times, so the parent (`horeca.spiders.runner`) starts this module in
-a subprocess for each source. The spec (JSON) names the database, sources file, source,
-region, proxy, run id and folders; the result (JSON: finish reason, counters, segments)
-is written to `spec["result_path"]`.
+tests crawl several times, so the parent (`horeca.spiders.runner`) starts worker
+subprocesses. A worker crawls sources one after another on one reactor (`Worker`), each
+with its own Scrapy crawler and settings, taking the next source no other worker has
+claimed. A crawl's spec (JSON) names the database, sources file, source, region, proxy,
+run id and folders; its result (JSON: finish reason, counters, segments, or an error)
+is written to `spec["result_path"]` when that crawl ends.
 
 Resumable: Scrapy keeps the request queue and seen-requests in JOBDIR. An interrupted
 crawl (Ctrl-C, SIGTERM, a close-spider limit) leaves JOBDIR and this crawl's counters
@@ -15,21 +17,26 @@ crawl starts afresh (and refreshes `last_seen` of every listing it sees again).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from horeca.region import Region
 from horeca.spiders.kinds import SPIDER_KINDS
 from horeca.spiders.options import SpiderOptions, parse_options
-from horeca.spiders.pipelines import ITEM_PIPELINES
+from horeca.spiders.pipelines import ITEM_PIPELINES, STORE_FAILED
 from horeca.spiders.report import merge_stats
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
+
+logger = logging.getLogger(__name__)
 
 JOB_FILE = "horeca-job.json"
 SCHEDULER_PRIORITY_QUEUE = "scrapy.pqueues.ScrapyPriorityQueue"
@@ -202,8 +209,23 @@ def prepare_jobdir(jobdir: Path, fingerprint: str) -> dict[str, Any]:
     return {}
 
 
-def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Crawl one source as the spec says; return finish reason and counters."""
+@dataclass
+class _Prepared:
+    """One source's crawl, ready to start: its spider, settings and saved job state."""
+
+    spec: dict[str, Any]
+    spider_cls: type[Any]
+    kwargs: dict[str, Any]
+    settings: dict[str, Any]
+    jobdir: Path | None
+    partial: dict[str, Any]
+    crawler: Crawler | None = None
+    started: float = 0.0
+    written: bool = False
+
+
+def prepare(spec: dict[str, Any]) -> _Prepared:
+    """Read the source, check its options, set up its job folder, build its settings."""
     from horeca.legal_gate.config import load_sources
     from horeca.legal_gate.middleware import gate_settings
 
@@ -222,46 +244,176 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         progress_file=spec.get("progress_file"))
     settings = merge_settings(settings, gate_settings(source, proxy=spec.get("proxy")))
     settings = merge_settings(settings, spec.get("settings") or {})
+    # Several crawls share this process: each gets its own spider class whose
+    # custom_settings carry the whole of its settings (they outrank the process's).
+    base = SPIDER_KINDS[source.spider]
+    spider_cls = type(base.__name__, (base,), {"custom_settings": settings})
+    return _Prepared(spec=spec, spider_cls=spider_cls, settings=settings, jobdir=jobdir,
+                     partial=partial,
+                     kwargs={"source": source, "region": region, "options": options})
 
-    # Scrapy filters log levels in its handler, after building every record; debug
-    # records (two per page) are not even built this way.
-    logging.getLogger("scrapy").setLevel(settings.get("LOG_LEVEL", "INFO"))
-    started = time.monotonic()
-    process = CrawlerProcess(settings)
-    crawler = process.create_crawler(SPIDER_KINDS[source.spider])
-    process.crawl(crawler, source=source, region=region, options=options)
-    process.start()
-    duration = time.monotonic() - started
 
-    stats = crawler.stats.get_stats() if crawler.stats is not None else {}
+def crawl_result(crawl: _Prepared, error: str | None = None) -> dict[str, Any]:
+    """Finish reason and counters (added to a resumed job's), and the job folder's fate:
+    removed when the crawl finished, kept with the counters so far otherwise."""
+    if error is not None:
+        return {"finish_reason": None, "error": error}
+    crawler = crawl.crawler
+    stats = crawler.stats.get_stats() if crawler and crawler.stats is not None else {}
     finish_reason = stats.get("finish_reason")
+    partial = crawl.partial
     total = merge_stats(partial.get("stats", {}), stats)
     segments = int(partial.get("segments", 0)) + 1
-    duration += float(partial.get("duration_s", 0.0))
-    if jobdir is not None:
+    duration = time.monotonic() - crawl.started + float(partial.get("duration_s", 0.0))
+    if stats.get(STORE_FAILED):
+        # Pages whose listings were lost are marked seen in the job: only a crawl from
+        # the start can get them back.
+        if crawl.jobdir is not None:
+            shutil.rmtree(crawl.jobdir, ignore_errors=True)
+        return {"finish_reason": finish_reason, "stats": total, "pid": os.getpid(),
+                "error": f"listings could not be written to the store "
+                         f"({stats[STORE_FAILED]}); crawl again"}
+    if crawl.jobdir is not None:
         if finish_reason == "finished":
-            shutil.rmtree(jobdir, ignore_errors=True)
+            shutil.rmtree(crawl.jobdir, ignore_errors=True)
         else:
-            (jobdir / PARTIAL_FILE).write_text(json.dumps(
+            (crawl.jobdir / PARTIAL_FILE).write_text(json.dumps(
                 {"stats": total, "segments": segments, "duration_s": duration}))
     return {"finish_reason": finish_reason, "stats": total, "segments": segments,
-            "duration_s": duration}
+            "duration_s": duration, "pid": os.getpid()}
+
+
+def write_result(path: str | Path, result: dict[str, Any]) -> None:
+    """Atomically: the parent polls for this file while the worker goes on."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(result, default=str))
+    tmp.replace(path)
+
+
+def claim(spec: dict[str, Any], claims_dir: str | None) -> bool:
+    """Take a source for this worker; False when another worker took it first."""
+    if claims_dir is None:
+        return True
+    try:
+        fd = os.open(Path(claims_dir) / f"{spec['source']}.claim",
+                     os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as out:  # the parent fails this crawl if this pid dies
+        out.write(str(os.getpid()))
+    return True
+
+
+def _process_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings Scrapy reads once per process (logging, reactor, thread pool)."""
+    keys = ("BOT_NAME", "LOG_LEVEL", "LOG_FILE", "LOG_FILE_APPEND", "LOG_FORMATTER",
+            "TELNETCONSOLE_ENABLED", "REACTOR_THREADPOOL_MAXSIZE", "TWISTED_REACTOR")
+    return {k: settings[k] for k in keys if k in settings}
+
+
+class _Process(CrawlerProcess):
+    """CrawlerProcess that remembers a Ctrl-C / SIGTERM, so no further crawl starts."""
+
+    stopping = False
+
+    def _signal_shutdown(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+        super()._signal_shutdown(signum, frame)
+
+
+class Worker:
+    """Crawls sources one after another on one Twisted reactor, in this process.
+
+    Python, Scrapy and Twisted start once per worker instead of once per source. With
+    `claims_dir`, several workers share one list of sources: each takes the next source
+    nobody has claimed yet, so the work balances itself. Each crawl writes its result
+    file as soon as it ends; Ctrl-C (SIGINT) stops the running crawl gracefully and
+    starts no other.
+    """
+
+    def __init__(self, specs: list[dict[str, Any]], claims_dir: str | None = None) -> None:
+        self.specs = list(specs)
+        self.claims_dir = claims_dir
+        self.process: _Process | None = None
+        self.crawls: list[_Prepared] = []
+
+    def _next(self) -> _Prepared | None:
+        """The next source this worker claims and can prepare (errors are its result)."""
+        while self.specs and not (self.process and self.process.stopping):
+            spec = self.specs.pop(0)
+            if not claim(spec, self.claims_dir):
+                continue
+            try:
+                return prepare(spec)
+            except Exception as err:  # reported by the parent as a failed crawl
+                write_result(spec["result_path"], {
+                    "finish_reason": None, "error": f"{type(err).__name__}: {err}"})
+        return None
+
+    def _launch(self, crawl: _Prepared) -> None:
+        assert self.process is not None
+        # Scrapy filters log levels in its handler, after building every record; debug
+        # records (two per page) are not even built this way.
+        logging.getLogger("scrapy").setLevel(crawl.settings.get("LOG_LEVEL", "INFO"))
+        crawl.crawler = self.process.create_crawler(crawl.spider_cls)
+        crawl.started = time.monotonic()
+        self.crawls.append(crawl)
+        done = self.process.crawl(crawl.crawler, **crawl.kwargs)
+        done.addBoth(self._finished, crawl)
+
+    def _write(self, crawl: _Prepared, error: str | None = None) -> None:
+        if not crawl.written:
+            crawl.written = True
+            write_result(crawl.spec["result_path"], crawl_result(crawl, error))
+
+    def _finished(self, outcome: Any, crawl: _Prepared) -> None:
+        from twisted.python.failure import Failure
+
+        error = None
+        if isinstance(outcome, Failure):
+            error = f"{outcome.type.__name__}: {outcome.value}"
+            logger.error("crawl of %s failed: %s", crawl.spec["source"], error)
+        self._write(crawl, error)
+        following = self._next()
+        if following is None:
+            self._stop_reactor()
+        else:  # once the finished crawler's own callbacks are done
+            from twisted.internet import reactor
+
+            reactor.callLater(0, self._launch, following)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _stop_reactor() -> None:
+        from twisted.internet import reactor
+
+        with contextlib.suppress(RuntimeError):  # already stopping
+            reactor.stop()  # type: ignore[attr-defined]
+
+    def run(self) -> None:
+        first = self._next()
+        if first is None:
+            return
+        self.process = _Process(_process_settings(first.settings))
+        self._launch(first)  # before start(): the first crawler installs the reactor
+        self.process.start(stop_after_crawl=False)
+        for crawl in self.crawls:  # stopped with the reactor (a second Ctrl-C)
+            self._write(crawl)
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Crawl one source as the spec says, in this process; return its result."""
+    Worker([spec]).run()
+    return json.loads(Path(spec["result_path"]).read_text())
 
 
 def main(argv: list[str]) -> int:
-    spec_path = Path(argv[0])
-    spec = json.loads(spec_path.read_text())
-    result_path = Path(spec["result_path"])
+    """`python -m horeca.spiders.run_one SPEC.json`: a worker spec
+    `{"crawls": [spec, ...], "claims_dir": ...}` or one crawl's spec."""
+    spec = json.loads(Path(argv[0]).read_text())
+    specs = spec.get("crawls", [spec])
     try:
-        result = run(spec)
-    except Exception as err:  # reported by the parent as a failed crawl, with the log
-        import traceback
-
-        result = {"finish_reason": None, "error": f"{type(err).__name__}: {err}",
-                  "traceback": traceback.format_exc()}
-        result_path.write_text(json.dumps(result))
+        Worker(specs, spec.get("claims_dir")).run()
+    except Exception as err:  # the crawls without a result are reported as failed
+        logger.exception("crawl worker failed: %s", err)
         return 1
-    result_path.write_text(json.dumps(result, default=str))
     return 0
-
-

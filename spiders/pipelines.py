@@ -45,6 +45,7 @@ ITEM_PIPELINES: dict[str, int] = {
     "horeca.spiders.pipelines.StorePipeline": 800,
 }
 SEEN_FILE = "horeca-seen-ids.txt"
+STORE_FAILED = "horeca/store_failed"  # stats key: why a batch could not be written
 
 
 class QuietDropsLogFormatter(LogFormatter):
@@ -172,17 +173,34 @@ class StorePipeline(_Pipeline):
             batch_size=self.settings.getint("HORECA_WRITE_BATCH", DEFAULT_BATCH))
 
     def process_item(self, item: dict[str, Any], spider: Any = None) -> dict[str, Any]:
-        self.writer.add(item)
+        try:
+            self.writer.add(item)
+        except Exception as err:
+            self._failed(err)
+            raise
         if self.crawler.stats is not None:
             self.crawler.stats.inc_value("horeca/kept")  # read by the progress bar
         self.coverage.update(field for field in COVERAGE_FIELDS if has_field(item, field))
         return item
 
-    def close_spider(self, spider: Any = None) -> None:
-        self.writer.close()
+    def _failed(self, err: Exception) -> None:
+        """A batch that could not be written fails the crawl (see crawl_process), rather
+        than a crawl reported complete with listings missing from the store."""
         if self.crawler.stats is not None:
-            for field, count in self.coverage.items():
-                self.crawler.stats.inc_value(f"horeca/coverage/{field}", count)
-            self.crawler.stats.set_value("horeca/written/new", self.writer.new)
-            self.crawler.stats.set_value("horeca/written/updated", self.writer.updated)
-        self.writer.db.conn.close()
+            self.crawler.stats.inc_value("horeca/errors/store_failed")
+            self.crawler.stats.set_value(STORE_FAILED, f"{type(err).__name__}: {err}")
+
+    def close_spider(self, spider: Any = None) -> None:
+        try:
+            self.writer.close()
+        except Exception as err:
+            self._failed(err)
+            raise
+        finally:
+            stats = self.crawler.stats
+            if stats is not None:
+                for field, count in self.coverage.items():
+                    stats.inc_value(f"horeca/coverage/{field}", count)
+                stats.set_value("horeca/written/new", self.writer.new)
+                stats.set_value("horeca/written/updated", self.writer.updated)
+            self.writer.db.conn.close()

@@ -75,34 +75,48 @@ def check_spider_options(sources: Iterable[Any]) -> None:
 
 @dataclass
 class _Crawl:
-    """One source's crawl subprocess."""
+    """One source's crawl: its spec, and what the worker that claimed it left behind."""
 
     source: Any
     spec: dict[str, Any]
     log_file: Path
-    proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, tmp: Path) -> None:
-        spec_path = tmp / f"{self.source.name}.spec.json"
-        spec_path.write_text(json.dumps(self.spec))
-        # Own session: a terminal Ctrl-C reaches only the parent, which forwards exactly
-        # one SIGINT (Scrapy's graceful stop); a second one would force an unclean stop.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "horeca.spiders.run_one", str(spec_path)],
-            stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    @property
+    def _claim_file(self) -> Path:
+        return Path(self.spec["claims_dir"]) / f"{self.source.name}.claim"
+
+    def claimed_by(self) -> int | None:
+        """The pid of the worker that took this source, None while unclaimed."""
+        with contextlib.suppress(OSError, ValueError):
+            return int(self._claim_file.read_text() or 0)
+        return None
+
+    def has_result(self) -> bool:
+        return Path(self.spec["result_path"]).exists()
 
     def progress(self) -> dict[str, int] | None:
         with contextlib.suppress(OSError, ValueError):
             return json.loads(Path(self.spec["progress_file"]).read_text())
         return None
 
-    def result(self) -> dict[str, Any]:
+    def result(self, exit_code: int | None = None) -> dict[str, Any]:
         with contextlib.suppress(OSError, ValueError):
             return json.loads(Path(self.spec["result_path"]).read_text())
-        code = self.proc.returncode if self.proc else None
         return {"finish_reason": None,
-                "error": f"the crawl process exited with status {code}"}
+                "error": f"the crawl process exited with status {exit_code}"}
+
+
+def _start_worker(crawls: list[_Crawl], tmp: Path, index: int) -> subprocess.Popen[bytes]:
+    """A worker process that crawls the sources of `crawls` nobody has claimed yet."""
+    spec_path = tmp / f"worker-{index}.json"
+    spec_path.write_text(json.dumps({"crawls": [c.spec for c in crawls],
+                                     "claims_dir": str(tmp / "claims")}))
+    # Own session: a terminal Ctrl-C reaches only the parent, which forwards exactly
+    # one SIGINT (Scrapy's graceful stop); a second one would force an unclean stop.
+    return subprocess.Popen(
+        [sys.executable, "-m", "horeca.spiders.run_one", str(spec_path)],
+        stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def _skipped(source: str, region: Region, reason: str, status: str) -> CrawlReport:
@@ -135,14 +149,15 @@ def _prepare(db: sqlite_utils.Database, db_path: Path, sources_path: Path, sourc
         "throttle": throttle, "log_file": str(log_file),
         "progress_file": str(tmp / f"{source.name}.progress.json"),
         "result_path": str(tmp / f"{source.name}.result.json"),
+        "claims_dir": str(tmp / "claims"),
         "settings": settings or {},
     }
     return _Crawl(source=source, spec=spec, log_file=log_file)
 
 
 def _finish(db: sqlite_utils.Database, crawl: _Crawl, region: Region,
-            run_id: int) -> CrawlReport:
-    result = crawl.result()
+            run_id: int, exit_code: int | None = None) -> CrawlReport:
+    result = crawl.result(exit_code)
     name = crawl.source.name
     if result.get("error"):
         return CrawlReport(source=name, status="failed", region=region.name,
@@ -178,45 +193,62 @@ def _store_and_audit(db: sqlite_utils.Database, run_id: int, report: CrawlReport
 
 def _run_all(crawls: list[_Crawl], *, parallel: int, tmp: Path,
              progress: ProgressCallback | None,
-             done: Callable[[_Crawl], None]) -> None:
-    """Run the crawls, at most `parallel` at once; `done` is called as each one ends.
+             done: Callable[[_Crawl, int | None], None]) -> None:
+    """Run the crawls in at most `parallel` worker processes; `done(crawl, exit_code)` is
+    called as each crawl ends (exit_code: its worker's, when it died without a result).
 
-    On Ctrl-C every running crawl gets one SIGINT (a graceful, resumable stop), the parent
-    waits for them, reports them, and re-raises KeyboardInterrupt.
+    Workers take sources in order, each the next one nobody has claimed, so start-up is
+    paid once per worker and the work balances itself. A worker that dies fails only
+    the crawl it was running; another worker takes the rest. On Ctrl-C every worker gets
+    one SIGINT (a graceful, resumable stop of its running crawl; it starts no other),
+    the parent waits for them, reports the crawls that ran, and re-raises
+    KeyboardInterrupt.
     """
-    waiting = list(crawls)
-    running: list[_Crawl] = []
+    (tmp / "claims").mkdir(exist_ok=True)
+    pending = list(crawls)
+    workers = [_start_worker(crawls, tmp, i) for i in range(min(parallel, len(crawls)))]
+    started = len(workers)
+    max_workers = parallel + len(crawls)  # workers that die at start must not loop
     interrupted = False
-    while waiting or running:
+    exit_code: int | None = None
+    while pending:
         try:
-            while waiting and len(running) < parallel and not interrupted:
-                crawl = waiting.pop(0)
-                crawl.start(tmp)
-                running.append(crawl)
             time.sleep(POLL_S)
-            for crawl in list(running):
-                assert crawl.proc is not None
-                if crawl.proc.poll() is None:
-                    counts = crawl.progress() if progress is not None else None
-                    if counts is not None and progress is not None:
-                        progress(crawl.source.name, counts)
-                    continue
-                running.remove(crawl)
-                done(crawl)
-            if interrupted and not running:
+            for crawl in [c for c in pending if c.has_result()]:
+                pending.remove(crawl)
+                done(crawl, None)
+            for worker in [w for w in workers if w.poll() is not None]:
+                workers.remove(worker)
+                exit_code = worker.returncode
+                for crawl in [c for c in pending if c.claimed_by() == worker.pid
+                              and not c.has_result()]:
+                    pending.remove(crawl)
+                    done(crawl, exit_code)
+            unclaimed = [c for c in pending if c.claimed_by() is None]
+            if unclaimed and not interrupted and len(workers) < parallel \
+                    and started < max_workers:  # a worker died before the list was done
+                for _ in range(min(parallel - len(workers), len(unclaimed))):
+                    workers.append(_start_worker(crawls, tmp, started))
+                    started += 1
+            if not workers:
                 break
+            if progress is not None:
+                for crawl in pending:
+                    counts = crawl.progress() if crawl.claimed_by() else None
+                    if counts is not None:
+                        progress(crawl.source.name, counts)
         except KeyboardInterrupt:
             if interrupted:  # a second Ctrl-C: stop at once
-                for crawl in running:
-                    assert crawl.proc is not None
-                    crawl.proc.kill()
+                for worker in workers:
+                    worker.kill()
                 continue
             interrupted = True
-            waiting.clear()
-            for crawl in running:
-                assert crawl.proc is not None
+            for worker in workers:
                 with contextlib.suppress(ProcessLookupError):
-                    crawl.proc.send_signal(signal.SIGINT)
+                    worker.send_signal(signal.SIGINT)
+    for crawl in pending:  # no worker left to run them; after Ctrl-C, only those begun
+        if crawl.has_result() or not interrupted or crawl.claimed_by() is not None:
+            done(crawl, exit_code)
     if interrupted:
         raise KeyboardInterrupt
 
@@ -252,8 +284,8 @@ def crawl_sources(db_path: str | Path, sources_path: str | Path, names: Iterable
     reports: dict[str, CrawlReport] = {}
     status = "failed"
 
-    def done(crawl: _Crawl) -> None:
-        report = _finish(db, crawl, region, run_id)
+    def done(crawl: _Crawl, exit_code: int | None) -> None:
+        report = _finish(db, crawl, region, run_id, exit_code)
         _store_and_audit(db, run_id, report, actor=actor, purpose=purpose)
         reports[report.source] = report
 

@@ -293,6 +293,57 @@ def test_500_is_retried_with_backoff_then_given_up(tmp_path: Path) -> None:
     assert report.errors["gave_up_after_retries"] == 1 and report.errors["http_500"] == 1
 
 
+def crawl_spec(tmp_path: Path, db_path: Path, sources: Path, proxy: str, source: str,
+               **extra: object) -> dict:
+    """What the runner hands a worker for one source."""
+    return {"db_path": str(db_path), "sources_path": str(sources), "source": source,
+            "region": region_to_dict(BRUSSELS), "proxy": proxy, "run_id": None,
+            "jobdir": str(work_dir(db_path) / "jobs" / source), "throttle": False,
+            "log_file": str(tmp_path / f"{source}.log"),
+            "progress_file": str(tmp_path / f"{source}.progress.json"),
+            "result_path": str(tmp_path / f"{source}.result.json"), "settings": FAST,
+            **extra}
+
+
+def start_worker(tmp_path: Path, specs: list[dict], claims: Path) -> subprocess.Popen:
+    claims.mkdir(exist_ok=True)
+    path = tmp_path / "worker.json"
+    path.write_text(json.dumps({"crawls": specs, "claims_dir": str(claims)}))
+    return subprocess.Popen([sys.executable, "-m", "horeca.spiders.run_one", str(path)])
+
+
+def result_of(spec: dict) -> dict | None:
+    path = Path(spec["result_path"])
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_one_worker_crawls_its_sources_in_turn_skipping_claimed_ones(tmp_path: Path) -> None:
+    site = Site()
+    ids = paginated_site(site, n_pages=2)
+    names = ["resto", "taken", "other"]
+    sources = write_sources(tmp_path / "sources.toml", {
+        name: {"start_urls": [f"http://{HOST}/list/"], "options": PAGINATED}
+        for name in names})
+    db_path = tmp_path / "h.db"
+    open_db(db_path)
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    (claims / "taken.claim").write_text("1")  # another worker has it
+    with serve(site) as proxy:
+        specs = [crawl_spec(tmp_path, db_path, sources, proxy, name)
+                 for name in ["missing", *names]]
+        assert start_worker(tmp_path, specs, claims).wait(timeout=60) == 0
+    missing, resto, taken, other = (result_of(spec) for spec in specs)
+    assert missing is not None and "missing" in missing["error"]  # and the rest went on
+    assert taken is None
+    for result in (resto, other):
+        assert result is not None and result["finish_reason"] == "finished", result
+        assert result["stats"]["horeca/kept"] == len(ids)
+    assert resto["pid"] == other["pid"]  # one process, one start-up
+    for name in ("resto", "other"):  # each crawl logs to its own file
+        assert (tmp_path / f"{name}.log").read_text().count("Spider closed (finished)") == 1
+
+
 def test_interrupted_crawl_resumes_where_it_stopped(tmp_path: Path) -> None:
     site = Site()
     ids = list(range(1, 41))
@@ -301,33 +352,31 @@ def test_interrupted_crawl_resumes_where_it_stopped(tmp_path: Path) -> None:
         body = place(i, f"Resto {i}").encode()
         site.dynamic(f"/place/p-{i}/", lambda _n, b=body: (time.sleep(0.05), (200, {}, b))[1])
     sources = write_sources(tmp_path / "sources.toml",
-                            {"resto": {"start_urls": [f"http://{HOST}/list/"],
-                                       "options": PAGINATED}})
+                            {name: {"start_urls": [f"http://{HOST}/list/"],
+                                    "options": PAGINATED} for name in ("resto", "later")})
     db_path = tmp_path / "h.db"
     open_db(db_path)
     jobdir = work_dir(db_path) / "jobs" / "resto"
+    claims = tmp_path / "claims"
     with serve(site) as proxy:
-        spec = {"db_path": str(db_path), "sources_path": str(sources), "source": "resto",
-                "region": region_to_dict(BRUSSELS), "proxy": proxy, "run_id": None,
-                "jobdir": str(jobdir), "throttle": False, "log_file": str(tmp_path / "1.log"),
-                "progress_file": str(tmp_path / "progress.json"),
-                "result_path": str(tmp_path / "result.json"), "settings": FAST}
-        (tmp_path / "spec.json").write_text(json.dumps(spec))
-        child = subprocess.Popen([sys.executable, "-m", "horeca.spiders.run_one",
-                                  str(tmp_path / "spec.json")])
+        specs = [crawl_spec(tmp_path, db_path, sources, proxy, name)
+                 for name in ("resto", "later")]
+        child = start_worker(tmp_path, specs, claims)
         deadline = time.monotonic() + 30
         while sum(len(v) for k, v in site.hits.items() if "/place/" in k[1]) < 8:
             assert time.monotonic() < deadline and child.poll() is None
             time.sleep(0.02)
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=30) == 0
-        first = json.loads((tmp_path / "result.json").read_text())
-        assert first["finish_reason"] == "shutdown"
+        first = result_of(specs[0])
+        assert first is not None and first["finish_reason"] == "shutdown"
+        # the worker's next source was neither started nor taken from other workers
+        assert result_of(specs[1]) is None and not (claims / "later.claim").exists()
         assert jobdir.exists()
         stored_first = open_db(db_path).execute("SELECT count(*) FROM listings").fetchone()[0]
         assert 0 < stored_first < len(ids)
 
-        (report,) = crawl(tmp_path, proxy, sources)
+        (report,) = crawl(tmp_path, proxy, sources, ["resto"])
     assert report.status == "ok" and report.segments == 2
     assert report.kept == len(ids)
     assert open_db(db_path).execute("SELECT count(*) FROM listings").fetchone()[0] == len(ids)
@@ -335,6 +384,22 @@ def test_interrupted_crawl_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert all(site.count(f"/place/p-{i}/") == 1 for i in ids), {
         i: site.count(f"/place/p-{i}/") for i in ids if site.count(f"/place/p-{i}/") != 1}
     assert not jobdir.exists()  # a finished crawl leaves no job behind
+
+
+def test_listings_that_cannot_be_written_fail_the_crawl(tmp_path: Path) -> None:
+    site = Site()
+    paginated_site(site, n_pages=1)
+    sources = write_sources(tmp_path / "sources.toml",
+                            {"resto": {"start_urls": [f"http://{HOST}/list/"],
+                                       "options": PAGINATED}})
+    db = open_db(tmp_path / "h.db")
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON listings "
+               "BEGIN SELECT RAISE(ABORT, 'the store refuses'); END")
+    with serve(site) as proxy:
+        (report,) = crawl(tmp_path, proxy, sources)
+    assert report.status == "failed"
+    assert "could not be written" in report.reason and "the store refuses" in report.reason
+    assert not (work_dir(tmp_path / "h.db") / "jobs" / "resto").exists()  # starts afresh
 
 
 def test_collapsed_coverage_is_flagged(tmp_path: Path) -> None:

@@ -96,3 +96,35 @@ def test_crawls_compare_only_over_the_same_region_definition() -> None:
     assert whole == region_key(resolve_region("brussels"))
     assert whole != region_key(resolve_region("brussels", postcodes="1000"))
     assert whole != region_key(resolve_region("brussels", bbox="50.8,4.3,50.9,4.4"))
+
+
+def test_listing_writer_waits_for_another_writer_instead_of_failing(tmp_path) -> None:
+    """Crawls write to one store at the same time: a batch must wait for a concurrent
+    write to commit (busy timeout), not fail with "database is locked" (which a read-then-
+    write transaction does in WAL mode when another writer commits in between)."""
+    import threading
+    import time
+
+    from horeca.spiders.writer import ListingWriter
+    from horeca.store import open_db
+
+    path = tmp_path / "h.db"
+    other = open_db(path)
+    writer = ListingWriter(open_db(path), region="brussels", batch_size=1000)
+    writer.add({"source": "a", "source_id": "1", "name": "A"})
+    other.conn.execute("BEGIN")
+    other.conn.execute("SELECT count(*) FROM listings").fetchone()
+    other.conn.execute("UPDATE runs SET status = status")  # holds the write lock
+
+    def commit_soon() -> None:
+        time.sleep(0.3)
+        other.conn.execute("INSERT INTO listings (id, source, source_id, name) "
+                           "VALUES ('b:1', 'b', '1', 'B')")
+        other.conn.execute("COMMIT")
+
+    thread = threading.Thread(target=commit_soon)
+    thread.start()
+    writer.close()
+    thread.join()
+    assert writer.new == 1
+    assert {r[0] for r in other.conn.execute("SELECT id FROM listings")} == {"a:1", "b:1"}
