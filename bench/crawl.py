@@ -7,15 +7,17 @@ For each size, a demo world is generated with `horeca.fixtures.generate_demo`
 (`--horeca-units` N; 1500 is the committed demo, about 1,600 listings on the four
 approved sites) into bench/data/, its sites are served by `horeca.fixtures.server`, and
 `crawl_sources` crawls the four approved sources of fixtures/demo/sources.toml exactly as
-`horeca crawl` does (legal-gate preflight, one subprocess per source, robots.txt and TDM
-checks, minimisation, every item pipeline, batched upserts into a fresh SQLite store),
-with AutoThrottle off and the sources' request-rate cap raised to 1,000,000/s. The gate
-still sends one request at a time per site.
+`horeca crawl` does (legal-gate preflight, `--parallel` worker processes sharing the
+sources, robots.txt and TDM checks, minimisation, every item pipeline, batched upserts
+into a fresh SQLite store), with AutoThrottle off and the sources' request-rate cap
+raised to 1,000,000/s. The gate still sends one request at a time per site.
 
-Reported per run: listings kept per wall second for the whole call (subprocess start-up
+Reported per run: listings kept per wall second for the whole call (worker start-up
 and preflight included), per CPU second (crawl processes + this process, which also runs
-the fixture server), pages per second per source inside its crawl, and the peak RSS of a
-crawl process. Each measurement runs in a fresh process so the peak RSS is its own.
+the fixture server), the crawl processes' CPU per page on their own, pages per second
+per source inside its crawl, the peak RSS of a crawl process, and the load average
+before and after (the machine may be shared). Each measurement runs in a fresh process
+so the peak RSS is its own.
 
 Results go to bench/results/crawl.json; docs/benchmarks.md ("Crawl") quotes them.
 Target (issue 4): >= 500 listings/s end to end; memory flat in the number of pages.
@@ -74,6 +76,7 @@ def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
     sources = bench_sources(world)
     with tempfile.TemporaryDirectory(prefix="horeca-bench-crawl-") as tmp, \
             serve_sites(world / "sites") as proxy:
+        load_before = [round(x, 2) for x in os.getloadavg()]
         self_cpu0 = time.process_time()
         start = time.perf_counter()
         reports = crawl_sources(Path(tmp) / "bench.db", sources, APPROVED,
@@ -91,9 +94,12 @@ def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
         "listings_per_s": round(kept / wall, 1),
         "cpu_s": round(child_cpu + self_cpu, 2),
         "cpu_s_crawl_processes": round(child_cpu, 2),
+        "crawl_cpu_ms_per_page": round(1000 * child_cpu / pages, 2) if pages else None,
         "cpu_s_fixture_server_and_runner": round(self_cpu, 2),
         "listings_per_cpu_s": round(kept / (child_cpu + self_cpu), 1),
         "peak_rss_mb_crawl_process": round(children.ru_maxrss / 1024, 1),
+        "load_avg_before": load_before,
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "sources": {r.source: {"status": r.status, "pages": r.pages, "kept": r.kept,
                                "crawl_s": r.duration_s,
                                "pages_per_s": round(r.pages / r.duration_s, 1)
@@ -129,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             print(f"size {size:>5}  parallel {parallel}: {run['listings_kept']:>5} listings "
                   f"in {run['wall_s']:>6.2f} s = {run['listings_per_s']:>6.1f}/s "
-                  f"({run['listings_per_cpu_s']:.1f} per CPU s), peak RSS "
-                  f"{run['peak_rss_mb_crawl_process']} MB", flush=True)
+                  f"({run['listings_per_cpu_s']:.1f} per CPU s; crawl processes "
+                  f"{run['crawl_cpu_ms_per_page']} ms CPU/page), peak RSS "
+                  f"{run['peak_rss_mb_crawl_process']} MB, load {run['load_avg_before'][0]}",
+                  flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "command": "python -m bench.crawl " + " ".join(argv or sys.argv[1:]),

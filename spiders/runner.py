@@ -211,7 +211,7 @@ def _run_all(crawls: list[_Crawl], *, parallel: int, tmp: Path,
     max_workers = parallel + len(crawls)  # workers that die at start must not loop
     interrupted = False
     exit_code: int | None = None
-    while pending:
+    while pending or workers:  # workers are waited for (reaped) before returning
         try:
             time.sleep(POLL_S)
             for crawl in [c for c in pending if c.has_result()]:
