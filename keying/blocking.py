@@ -503,9 +503,9 @@ class Blocker:
     def partial(self) -> dict[str, Any]:
         """What this blocker found, to be merged with other processes' (`absorb`).
 
-        Only the units that a key or a neighbourhood still points at travel, already
-        prepared for comparison: preparing them is most of the cost of a candidate, and
-        here it is shared between the processes. Their positions in the register travel
+        Only the units that a key or a neighbourhood still points at travel, as read
+        (preparing them here would prepare many that the merge drops, and prepared
+        records cost more to send than to make). Their positions in the register travel
         with them: ties are broken by position, never by which process found a unit."""
         self._offer_near()
         used: set[int] = set()
@@ -524,9 +524,9 @@ class Blocker:
         near = [[(negd, negpos, renumber[slot]) for negd, negpos, slot in heap]
                 for heap in self.near]
         return {"buckets": buckets, "near": near, "token_df": self.token_df,
-                "retained": [self._prepared(slot) for slot in order],
+                "retained": [self.retained[slot] for slot in order],
                 "positions": [self.positions[slot] for slot in order],
-                "geocodes": [None] * len(order), "scanned": self.scanned,
+                "geocodes": [self.geocodes[slot] for slot in order], "scanned": self.scanned,
                 "sample": self.sample}  # raw: only the merged sample is prepared
 
     def _record(self, unit: Mapping[str, Any] | UnitRecord,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from horeca.keying.config import GRADED_FIELDS, MODEL_FIELDS, GradeConfig
@@ -37,6 +38,11 @@ def grade_letter(field: str, level: int) -> str:
 
 def grade_string(levels: Sequence[int]) -> str:
     """'name A, street B, number A, postcode A, phone Z, web Z, vat Z, distance A, ...'."""
+    return _grade_string(tuple(int(lv) for lv in levels))
+
+
+@lru_cache(maxsize=4096)  # a few hundred combinations occur
+def _grade_string(levels: tuple[int, ...]) -> str:
     return ", ".join(f"{f} {grade_letter(f, int(lv))}" for f, lv in zip(GRADES, levels,
                                                                             strict=True))
 

@@ -15,6 +15,7 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -283,12 +284,11 @@ def explain_pair(place: PlaceRecord, unit: UnitRecord, model: FSModel, config: K
         "address": _format_address(c.address.unit_address),
         "seat_address": bool(c.address.unit_address and c.address.unit_address.seat),
         "grades": c.grades,
-        "levels": {f: grade_letter(f, lv) for f, lv in zip(GRADES, c.levels, strict=True)},
+        "levels": dict(_letters(c.levels)),
         "probability": round(p, 6),
         "bits": round(bits, 3),
         "waterfall": waterfall,
-        "model_levels": {f: ("Z" if lv == MISSING else MODEL_FIELDS[f][lv])
-                         for f, lv in zip(FIELDS, c.model_levels, strict=True)},
+        "model_levels": dict(_model_letters(c.model_levels)),
         "shared_by": shared,
         "name_similarity": round(c.name_same, 1),
         "street_similarity": round(c.address.street_score, 1),
@@ -296,6 +296,17 @@ def explain_pair(place: PlaceRecord, unit: UnitRecord, model: FSModel, config: K
         "found_by": reasons_of(mask),
         "horeca": unit.horeca,
     }
+
+
+@lru_cache(maxsize=4096)  # a few hundred combinations occur
+def _letters(levels: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((f, grade_letter(f, lv)) for f, lv in zip(GRADES, levels, strict=True))
+
+
+@lru_cache(maxsize=4096)
+def _model_letters(levels: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((f, "Z" if lv == MISSING else MODEL_FIELDS[f][lv])
+                 for f, lv in zip(FIELDS, levels, strict=True))
 
 
 _WORDS = {"name": "name", "street": "street", "number": "house number",
