@@ -42,6 +42,7 @@ from horeca.keying.records import (
     PlaceRecord,
     UnitRecord,
     json_list,
+    json_strings,
     prepare_unit,
     quick_tokens,
     valid_point,
@@ -84,19 +85,6 @@ def name_texts(names: Any) -> list[str]:
         return [json.loads(f'"{t}"') if "\\" in t else t for t in _NAME_VALUE.findall(names)]
     entries = (e.get("name") if isinstance(e, Mapping) else e for e in json_list(names))
     return [t for t in entries if isinstance(t, str)]
-
-
-_JSON_STRING = re.compile(r'"([^"\\]*)"')
-
-
-def _strings(value: Any) -> list:
-    """A JSON column's values, for lookups: a plain list of strings (the register's form)
-    is read with a pattern instead of being decoded; anything else is decoded. The strings
-    found are the same; other values (numbers, null) could never be a key."""
-    if isinstance(value, str) and value.startswith("[") and value.endswith("]") \
-            and "\\" not in value and "{" not in value and value.count("[") == 1:
-        return _JSON_STRING.findall(value)
-    return json_list(value)
 
 
 def _domain_candidates(value: Any) -> tuple[str, ...]:
@@ -329,14 +317,14 @@ class Blocker:
                     hits.append(("verdict", _digits(str(value))))
         phones = unit.get("phones")
         if phones and index["phone"]:
-            for phone in _strings(phones):
+            for phone in json_strings(phones):
                 if phone in index["phone"]:
                     hits.append(("phone", phone))
         if index["domain"]:
             for column in ("websites", "emails"):
                 values = unit.get(column)
                 if values:
-                    for value in _strings(values):
+                    for value in json_strings(values):
                         for cand in _domain_candidates(value):
                             if cand in index["domain"]:
                                 hits.append(("domain", cand))

@@ -23,7 +23,6 @@ from horeca.normalize import (
     GENERIC_WORDS,
     email_domain,
     fold,
-    informative_tokens,
     normalize_name,
     normalize_postcode,
     normalize_street,
@@ -127,6 +126,19 @@ def json_list(value: Any) -> list:
     return [value]
 
 
+_JSON_STRING = re.compile(r'"([^"\\]*)"')
+
+
+def json_strings(value: Any) -> list:
+    """The values of a JSON list column where only strings matter: a plain list of strings
+    (the register's form) is read with a pattern instead of being decoded; anything else
+    is decoded (`json_list`). The strings are the same either way."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]") \
+            and "\\" not in value and "{" not in value and value.count("[") == 1:
+        return _JSON_STRING.findall(value)
+    return json_list(value)
+
+
 def min_distance_m(points_a: Sequence[tuple[float, float]],
                    points_b: Sequence[tuple[float, float]]) -> float | None:
     """Shortest distance between two sets of points, in metres (None if one is empty).
@@ -202,8 +214,10 @@ def _name_forms(raw: str) -> tuple[str, str, frozenset[str], tuple[str, ...]] | 
     norm = normalize_name(raw)
     if not norm:
         return None
-    info = tuple(informative_tokens(raw))
-    return norm, " ".join(info), kind_words(norm), info
+    words = norm.split()
+    info = tuple(w for w in words if w not in GENERIC_WORDS)  # = informative_tokens(raw)
+    return norm, " ".join(info), frozenset(
+        w for w in words if w in GENERIC_WORDS and w not in FUNCTION_WORDS), info
 
 
 def make_names(raw_names: Iterable[str | None]) -> Names:
@@ -459,9 +473,9 @@ def prepare_unit(unit: Mapping[str, Any], *, country: str = "BE",
                            if unit.get("enterprise_number") else None),
         names=make_names(_names_in_order(entries)),
         addresses=addresses, seat_addresses=seat,
-        phones=_phones(json_list(unit.get("phones")), country),
-        domains=_domains(json_list(unit.get("websites")), frozenset())
-        | _email_domains(json_list(unit.get("emails"))),
+        phones=_phones(json_strings(unit.get("phones")), country),
+        domains=_domains(json_strings(unit.get("websites")), frozenset())
+        | _email_domains(json_strings(unit.get("emails"))),
         points=tuple(points), horeca=_horeca(unit),
         trade_name_known=_trade_name_in(entries),
         natural_person=bool(unit.get("natural_person")))

@@ -232,3 +232,18 @@ def test_comparisons_survive_the_trip_between_processes() -> None:
         back = comparison_from_row(place, u, comparison_row(place, u, c))
         assert back == c
         assert back.address.unit_address is c.address.unit_address
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.one_of(names, st.text(max_size=30)))
+def test_name_forms_in_one_pass_equal_the_normalisers(raw: str) -> None:
+    from horeca.keying.records import _name_forms, kind_words
+    from horeca.normalize import informative_tokens, normalize_name
+
+    forms = _name_forms(raw)
+    norm = normalize_name(raw)
+    if not raw.strip() or not norm:
+        assert forms is None
+        return
+    info = informative_tokens(raw)
+    assert forms == (norm, " ".join(info), kind_words(norm), tuple(info))

@@ -248,9 +248,8 @@ def test_neighbours_at_the_same_distance_go_to_the_earlier_units_however_the_sca
        ascii_only=st.booleans())
 def test_json_lists_read_without_decoding_give_the_same_strings(values: list,
                                                                 ascii_only: bool) -> None:
-    from horeca.keying.blocking import _strings
-    from horeca.keying.records import json_list
+    from horeca.keying.records import json_list, json_strings
 
     text = json.dumps(values, ensure_ascii=ascii_only)
-    assert [v for v in _strings(text) if isinstance(v, str)] == \
+    assert [v for v in json_strings(text) if isinstance(v, str)] == \
         [v for v in json_list(text) if isinstance(v, str)]
