@@ -31,7 +31,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -523,8 +523,9 @@ class Blocker:
             return unit  # prepared by the process that scanned it
         return prepare_unit(unit, country=self.country, geocode=geocode)
 
-    def _prepared(self, slot: int) -> UnitRecord:
-        return self._record(self.retained[slot], self.geocodes[slot])
+    def _prepare_all(self, todo: Sequence[tuple[Mapping[str, Any] | UnitRecord,
+                                                 Mapping[str, Any] | None]]) -> list[UnitRecord]:
+        return [self._record(unit, geocode) for unit, geocode in todo]
 
     def absorb(self, part: Mapping[str, Any]) -> None:
         """Add another process's `partial()` scan of other units, as if offered here."""
@@ -561,7 +562,9 @@ class Blocker:
 
     # ------------------------------------------------------------------ result
 
-    def finish(self) -> CandidateSet:
+    def finish(self, prepare_many: PrepareMany | None = None) -> CandidateSet:
+        """The candidates. `prepare_many` prepares the chosen units (and the sample) for
+        comparison, e.g. in several processes; by default here, one by one."""
         self._offer_near()
         per_place: list[dict[int, int]] = [{} for _ in self.places]
         stats: dict[str, dict[str, int]] = {}
@@ -604,15 +607,20 @@ class Blocker:
                 idx = used_slots.setdefault(slot, len(used_slots))
                 out.append((idx, mask))
             pairs_out.append(out)
-        units: list[UnitRecord | None] = [None] * len(used_slots)
-        for slot, idx in used_slots.items():
-            units[idx] = self._prepared(slot)
-        sample = [self._record(u, g)
-                  for _h, _uid, u, g in sorted(self.sample, key=lambda e: (-e[0], e[1]))]
-        return CandidateSet(units=[u for u in units if u is not None], pairs=pairs_out,
+        chosen = sorted(used_slots, key=used_slots.__getitem__)  # in unit index order
+        sampled = sorted(self.sample, key=lambda e: (-e[0], e[1]))
+        todo = [(self.retained[slot], self.geocodes[slot]) for slot in chosen] + \
+            [(u, g) for _h, _uid, u, g in sampled]
+        prepared = (prepare_many or self._prepare_all)(todo)
+        units, sample = prepared[:len(chosen)], prepared[len(chosen):]
+        return CandidateSet(units=units, pairs=pairs_out,
                             units_scanned=self.scanned, stats=stats,
                             truncated_places=truncated, sample=sample,
                             token_df=dict(self.token_df))
+
+
+# Prepares (register unit row or record, geocode) pairs for comparison, in order.
+PrepareMany = Callable[[Sequence[tuple[Any, Mapping[str, Any] | None]]], list[UnitRecord]]
 
 
 def _strength(mask: int) -> int:

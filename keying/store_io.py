@@ -37,7 +37,7 @@ from horeca.keying.engine import (
     key_places,
     random_gamma,
 )
-from horeca.keying.records import PlaceRecord, prepare_listing
+from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing, prepare_unit
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
@@ -221,7 +221,8 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
             blocker.absorb(part)
         if progress:
             progress("register", total_units, total_units)
-        return blocker.finish()
+        return blocker.finish(
+            lambda todo: prepare_in_parallel(todo, country=config.country, workers=workers))
 
     blocker = Blocker(places, config.blocking, config.country,
                       sample_size=config.scoring.sample_units, seed=config.scoring.seed,
@@ -231,6 +232,41 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
             progress("register", k, total_units)
         blocker.offer(unit, position=unit["rowid"])
     return blocker.finish()
+
+
+PARALLEL_MIN_PREPARE = 5_000  # units; fewer are prepared in this process
+
+
+def _prepare_slice(task: tuple[int, int]) -> list[UnitRecord]:
+    lo, hi = task
+    todo, country = _SHARED["todo"], _SHARED["country"]
+    return [unit if isinstance(unit, UnitRecord) else
+            prepare_unit(unit, country=country, geocode=geocode)
+            for unit, geocode in todo[lo:hi]]
+
+
+def prepare_in_parallel(todo: Sequence[tuple[Any, Mapping[str, Any] | None]], *,
+                        country: str, workers: int) -> list[UnitRecord]:
+    """Candidate units prepared for comparison by several processes, in order (the
+    preparing costs more than sending a prepared unit back)."""
+    if workers < 2 or len(todo) < PARALLEL_MIN_PREPARE \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        _SHARED.update(todo=todo, country=country)
+        try:
+            return _prepare_slice((0, len(todo)))
+        finally:
+            _SHARED.clear()
+    step = len(todo) // (workers * SLICES_PER_WORKER) + 1
+    tasks = [(lo, min(len(todo), lo + step)) for lo in range(0, len(todo), step)]
+    _SHARED.update(todo=todo, country=country)
+    out: list[UnitRecord] = []
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for part in pool.imap(_prepare_slice, tasks):
+                out.extend(part)
+    finally:
+        _SHARED.clear()
+    return out
 
 
 PARALLEL_MIN_PAIRS = 20_000  # below this, comparing in one process is quicker

@@ -247,3 +247,12 @@ def test_name_forms_in_one_pass_equal_the_normalisers(raw: str) -> None:
         return
     info = informative_tokens(raw)
     assert forms == (norm, " ".join(info), kind_words(norm), tuple(info))
+
+
+def test_prepared_units_survive_pickling() -> None:
+    import pickle
+
+    record = prepare_unit(unit(seat_street_fr="Rue Haute", seat_house_number="12",
+                               seat_postcode="1000"))
+    assert record.seat_addresses and record.names.kinds
+    assert pickle.loads(pickle.dumps(record)) == record
