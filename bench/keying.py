@@ -303,7 +303,9 @@ def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
                "--snapshot-region", case["snapshot_region"], "--json"]
     shown = " ".join(["horeca", "--db", str(db_path.relative_to(ROOT)), *command[3:]])
     print(f"[{name}] {shown}", flush=True)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     proc = _run_watched(["/usr/bin/time", "-v", *command])
+    load_after = [round(x, 2) for x in os.getloadavg()]
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"[{name}] horeca key failed with status {proc.returncode}")
@@ -320,13 +322,15 @@ def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
         "command": shown, **figures, **facts,
         "places": summary["places"], "units_scanned": summary["units_scanned"],
         "pairs": pairs, "random_pairs": random_pairs, "phase_seconds": seconds,
+        "phase_cpu_seconds": summary.get("cpu_seconds", {}),
         "comparisons_per_second": round((pairs + random_pairs) / compared_s),
         "units_scanned_per_second": round(summary["units_scanned"] / max(1e-9,
                                                                       seconds["block"])),
         "outcomes": {k: summary[k] for k in ("match", "doubt", "no-match")},
         "quality": {k: quality[k] for k in ("match_precision", "match_recall", "doubt_share",
                                             "no_match_precision", "blocking_recall")},
-        "target": case["target"]}
+        "target": case["target"],
+        "load_average": {"before": load_before, "after": load_after}}
     target = case["target"]
     result["met"] = figures["wall_s"] <= target["seconds"] and (
         "peak_mb" not in target or max(figures["peak_mb"], figures["tree_peak_mb"])
@@ -347,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_average": [round(x, 2) for x in os.getloadavg()],
                           "platform": platform.platform()}
+    # per case too: other components' benchmarks and tests share these two CPUs
     for name, case in CASES.items():
         if args.only and name != args.only:
             continue

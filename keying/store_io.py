@@ -14,6 +14,7 @@ import gc
 import json
 import multiprocessing
 import os
+import resource
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,6 +59,7 @@ class KeyingSummary:
     pairs: int
     counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # worker processes included
     model: dict[str, Any] = field(default_factory=dict)
     blocking: dict[str, Any] = field(default_factory=dict)
     labelled_places: int = 0
@@ -68,6 +70,7 @@ class KeyingSummary:
                 "units_scanned": self.units_scanned, "pairs": self.pairs, **self.counts,
                 "labelled_places": self.labelled_places,
                 "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+                "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
                 "registered_share": self.model.get("prior"),
                 "random_pairs": self.model.get("random_pairs")}
 
@@ -385,6 +388,13 @@ def prepare_places(listings: Sequence[Mapping[str, Any]], geocodes: Mapping[str,
     return consolidate(records, config.consolidation)
 
 
+def _cpu_time() -> float:
+    """CPU seconds (user + system) of this process and of its finished worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Keying builds millions of small objects that live until the run ends and form no
@@ -423,30 +433,35 @@ def _key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | 
     config = config or load_config(config_path)
     snapshot_id = active_snapshot_id(db, snapshot_region or region_key)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
+    cpu: dict[str, float] = {}
+    t0, c0 = time.perf_counter(), _cpu_time()
     listings, geocodes = load_listings(db, region, config.country)
     if not listings:
         raise UserError(f"no listings in region {region_key!r} to key", path="--region",
                         fix="crawl first (`horeca crawl` or `horeca listings import`)")
     places = prepare_places(listings, geocodes, config)
     seconds["consolidate"] = time.perf_counter() - t0
+    cpu["consolidate"] = _cpu_time() - c0
     total_units = db.execute("SELECT count(*) FROM register_units WHERE snapshot_id = ?",
                              [snapshot_id]).fetchone()[0]
 
     labels = review_labels(db, places) if use_verdicts else None
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_time()
     cands = scan_register(db, snapshot_id, places, config, total_units, progress,
                           known=labels.registered_under if labels else None)
     seconds["block"] = time.perf_counter() - t0
+    cpu["block"] = _cpu_time() - c0
     if progress:
         progress("register", total_units, total_units)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_time()
     run = key_places(places, cands, config, labels, compare_in_parallel(places, cands, config))
     seconds["compare_score_assign"] = time.perf_counter() - t0
+    cpu["compare_score_assign"] = _cpu_time() - c0
     summary = KeyingSummary(
         region=region_key, snapshot_id=snapshot_id, listings=len(listings),
         places=len(places), units_scanned=cands.units_scanned, pairs=run.pairs,
         counts={o: run.counts.get(o, 0) for o in OUTCOMES}, seconds=seconds,
+        cpu_seconds=cpu,
         model=run.model.as_dict(), blocking=run.blocking,
         labelled_places=0 if labels is None else len(
             {p for p, _ in labels.pairs} | set(labels.registered_under) | set(labels.absent)))
