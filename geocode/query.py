@@ -16,6 +16,7 @@ from typing import Any
 
 from horeca.geocode.model import AddressQuery
 from horeca.normalize import (
+    country_code,
     fold,
     normalize_postcode,
     normalize_street,
@@ -23,7 +24,6 @@ from horeca.normalize import (
     parse_house_number,
 )
 
-_BELGIUM = frozenset({"be", "bel", "belgium", "belgique", "belgie", "belgien", "belgica"})
 _DIGIT = re.compile(r"\d")
 # "FR - NL" (spaces around the dash: "Sainte-Catherine" is one name).
 _BILINGUAL = re.compile(r"\s+[-–/]\s+")
@@ -37,19 +37,6 @@ _LOCALITY_ALIASES = {
 
 NO_ADDRESS = "no_address: nothing to geocode"
 UNPARSABLE = "unparsable: neither postcode nor locality"
-
-
-def country_code(value: str | None, default: str = "BE") -> str:
-    if not value:
-        return default.upper()
-    folded = fold(value)
-    if not folded:
-        return default.upper()
-    if folded in _BELGIUM:
-        return "BE"
-    if len(folded) == 2 and folded.isalpha():
-        return folded.upper()
-    return default.upper()
 
 
 @lru_cache(maxsize=65_536)  # localities and bilingual street names repeat
@@ -77,7 +64,7 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
     Structured fields win; `raw` (the address as one line) fills what they lack. A street
     with its number still attached ("Rue Neuve 12") is split.
     """
-    cc = country_code(country, default_country)
+    cc = country_code(country) or default_country.upper()
     if raw and not street and not postcode:
         parts = parse_address(raw, cc)
         street, house_number = parts.street, house_number or parts.house_number

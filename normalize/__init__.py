@@ -6,6 +6,7 @@ See docs/normalisation.md for what each one does and its known limits.
 
 from horeca.normalize.addresses import (
     AddressParts,
+    country_code,
     expand_street_abbreviations,
     normalize_postcode,
     normalize_street,
@@ -45,6 +46,7 @@ __all__ = [
     "GIVEN_NAMES",
     "LEGAL_FORMS",
     "AddressParts",
+    "country_code",
     "email_domain",
     "expand_street_abbreviations",
     "fold",

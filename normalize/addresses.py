@@ -343,6 +343,23 @@ def _country_of(part: str) -> str | None:
     return _COUNTRY_NAMES.get(fold(part))
 
 
+def country_code(value: str | None, default: str | None = None) -> str | None:
+    """ISO 3166 alpha-2 for the ways platforms and registers write a country ("Belgique",
+    "BEL", "België", "be"); any other two letters as given; otherwise `default`.
+
+    >>> country_code("België"), country_code("nl"), country_code("Atlantis", "BE")
+    ('BE', 'NL', 'BE')
+    """
+    if not value:
+        return default
+    key = fold(value).rstrip(".")
+    if key in _COUNTRY_NAMES:
+        return _COUNTRY_NAMES[key]
+    if len(key) == 2 and key.isalpha():
+        return key.upper()
+    return default
+
+
 def _street_number_box(part: str) -> tuple[str | None, str | None, str | None]:
     part = _NUMBER_MARKER.sub("", part).strip(" ,")
     # Floor or entrance notes in brackets are not part of the street: "12 (1er étage)".

@@ -18,6 +18,7 @@ import unicodedata
 from typing import Any
 
 from horeca.normalize import (
+    country_code,
     normalize_url,
     parse_address,
     parse_enterprise_number,
@@ -38,12 +39,6 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), Non
 _SPACES = re.compile(r"\s+")
 _TAGS = re.compile(r"<[^>]{0,200}>")
 
-COUNTRY_CODES: dict[str, str] = {
-    "be": "BE", "bel": "BE", "belgium": "BE", "belgique": "BE", "belgie": "BE",
-    "belgië": "BE", "belgien": "BE", "nl": "NL", "netherlands": "NL", "nederland": "NL",
-    "fr": "FR", "france": "FR", "de": "DE", "germany": "DE", "deutschland": "DE",
-    "lu": "LU", "luxembourg": "LU",
-}
 
 
 # --------------------------------------------------------------------------- strings
@@ -95,18 +90,6 @@ def clean_strings(item: Listing) -> Listing:
 
 
 # --------------------------------------------------------------------------- address
-
-def country_code(value: str | None, default: str | None = None) -> str | None:
-    """ISO 3166 alpha-2 for the few ways platforms write a country; else the default."""
-    if not value:
-        return default
-    key = value.strip().lower().rstrip(".")
-    if key in COUNTRY_CODES:
-        return COUNTRY_CODES[key]
-    if len(key) == 2 and key.isalpha():
-        return key.upper()
-    return default
-
 
 def parse_address_fields(item: Listing, default_country: str = "BE") -> Listing:
     """Fill street, number, box, postcode, locality, country.

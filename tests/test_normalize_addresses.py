@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from horeca.normalize.addresses import (
     AddressParts,
+    country_code,
     expand_street_abbreviations,
     normalize_postcode,
     normalize_street,
@@ -317,3 +318,19 @@ def test_street_core_is_never_empty_for_a_street(street: str) -> None:
 def test_normalize_postcode_is_idempotent(text: str) -> None:
     once = normalize_postcode(text)
     assert once is None or normalize_postcode(once) == once
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [("Belgique", "BE"), ("België", "BE"), ("BEL", "BE"), (" be ", "BE"), ("B.", "BE"),
+     ("Pays-Bas", "NL"), ("Nederland", "NL"), ("Deutschland", "DE"), ("lu", "LU")],
+)
+def test_country_code_reads_the_ways_a_country_is_written(written: str, code: str) -> None:
+    assert country_code(written) == code
+
+
+@given(st.text(max_size=20))
+def test_country_code_is_two_capitals_or_the_default_and_stable(text: str) -> None:
+    code = country_code(text, "ZZ")
+    assert code == "ZZ" or (code is not None and len(code) == 2 and code.isupper())
+    assert country_code(code) == code
