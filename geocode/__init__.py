@@ -18,8 +18,13 @@ such positions are displayed or exported.
 from horeca.geocode.config import GeocodeConfig, load_config
 from horeca.geocode.gazetteer import Gazetteer, load_gazetteer
 from horeca.geocode.loaders import ImportSummary, import_best, import_segments
-from horeca.geocode.model import PRECISIONS, AddressQuery, Answer, GeocodeSummary
-from horeca.geocode.online import OSM_ATTRIBUTION, OnlineGeocoder
+from horeca.geocode.model import (
+    OSM_ATTRIBUTION,
+    PRECISIONS,
+    AddressQuery,
+    Answer,
+    GeocodeSummary,
+)
 from horeca.geocode.query import build_query, listing_query, unit_query
 from horeca.geocode.run import geocode_pending
 
@@ -42,3 +47,13 @@ __all__ = [
     "load_gazetteer",
     "unit_query",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # geopy (and the aiohttp it pulls in) loads only when online geocoding is asked for:
+    # every horeca command imports this package, few of them go online.
+    if name == "OnlineGeocoder":
+        from horeca.geocode.online import OnlineGeocoder
+
+        return OnlineGeocoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,6 +22,8 @@ STATUS_NOT_FOUND = "not_found"
 STATUS_ERROR = "error"
 
 GAZETTEER = "gazetteer"
+# Shown wherever positions from Nominatim or Photon (OpenStreetMap data) are displayed.
+OSM_ATTRIBUTION = "Geocoding: Nominatim, data © OpenStreetMap contributors, ODbL 1.0"
 
 
 def precision_rank(precision: str | None) -> int:

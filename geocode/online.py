@@ -41,6 +41,7 @@ from geopy.location import Location
 from horeca.errors import UserError
 from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.model import (
+    OSM_ATTRIBUTION,
     STATUS_ERROR,
     STATUS_NOT_FOUND,
     STATUS_OK,
@@ -51,7 +52,6 @@ from horeca.geocode.model import (
 
 COUNTRY_NAMES = {"BE": "Belgium", "NL": "Netherlands", "FR": "France", "LU": "Luxembourg",
                  "DE": "Germany"}
-OSM_ATTRIBUTION = "Geocoding: Nominatim, data © OpenStreetMap contributors, ODbL 1.0"
 _SAMPLE_AGENTS = ("geopy/", "my-application", "my_user_agent", "specify_your_app_name_here",
                   "python-requests", "mozilla/")
 

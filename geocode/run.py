@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from horeca.geocode.config import GeocodeConfig
@@ -35,6 +35,7 @@ from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
 from horeca.geocode.geo import haversine_m, valid_position
 from horeca.geocode.model import (
     GAZETTEER,
+    OSM_ATTRIBUTION,
     STATUS_ERROR,
     STATUS_NOT_FOUND,
     AddressQuery,
@@ -45,13 +46,15 @@ from horeca.geocode.model import (
     precision_rank,
     split_cache_key,
 )
-from horeca.geocode.online import OSM_ATTRIBUTION, OnlineGeocoder
 from horeca.geocode.query import address_query, unit_query, why_no_query
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
 from horeca.store import param_batches, transaction, upsert
 from horeca.store.runs import now_iso
+
+if TYPE_CHECKING:
+    from horeca.geocode.online import OnlineGeocoder
 
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
 
@@ -320,6 +323,8 @@ def _run(db: sqlite_utils.Database, region: Region | None, online: bool | None,
 
     geocoder = online_geocoder
     if go_online and geocoder is None and queries:
+        from horeca.geocode.online import OnlineGeocoder  # geopy is loaded only to go online
+
         geocoder = OnlineGeocoder(config)   # refuses early without a user agent
     online_id = geocoder.provider_id if geocoder is not None else config.provider_id
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import tldextract
+if TYPE_CHECKING:
+    import tldextract
 
 
 def make_offline_extractor() -> tldextract.TLDExtract:
@@ -23,6 +25,8 @@ def make_offline_extractor() -> tldextract.TLDExtract:
     Private-domain suffixes (blogspot.com, github.io, ...) are included so that two
     businesses hosted on the same platform keep different registered domains.
     """
+    import tldextract  # here, not at the top: it pulls in requests (a quarter of a second)
+
     return tldextract.TLDExtract(
         cache_dir=None,
         suffix_list_urls=(),
@@ -31,7 +35,9 @@ def make_offline_extractor() -> tldextract.TLDExtract:
     )
 
 
-_EXTRACT = make_offline_extractor()
+@lru_cache(maxsize=1)
+def _extractor() -> tldextract.TLDExtract:
+    return make_offline_extractor()
 
 _TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "mc_cid", "mc_eid",
@@ -138,7 +144,7 @@ def normalize_url(url: str | None) -> str | None:
 def _host_registered_domain(host: str) -> str | None:
     if _is_ip(host):
         return host
-    result = _EXTRACT(host)
+    result = _extractor()(host)
     if result.domain and result.suffix:
         return f"{result.domain}.{result.suffix}"
     labels = [label for label in host.split(".") if label]
