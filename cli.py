@@ -11,11 +11,12 @@ import sqlite3
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
+
 from horeca import __version__
 from horeca.context import DEFAULT_PURPOSE, ENV_ANALYST, ENV_PURPOSE, AppContext
 from horeca.errors import UserError
 from horeca.store import ENV_DB, resolve_db_path
-from typer.core import TyperGroup
 
 USER_ERROR_EXIT = 2
 # How `horeca --help` lists the commands: the whole chain, then each step as data flows

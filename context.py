@@ -16,9 +16,10 @@ from typing import Any
 
 import sqlite_utils
 import typer
+from rich.console import Console
+
 from horeca.store import open_db, resolve_db_path
 from horeca.store.runs import finish_run, os_user, start_run
-from rich.console import Console
 
 ENV_ANALYST = "HORECA_ANALYST"
 ENV_PURPOSE = "HORECA_PURPOSE"

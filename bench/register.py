@@ -116,6 +116,7 @@ def compare_readers(activity: Path, lines: int = 5_000_000) -> dict:
     import itertools
 
     import pandas as pd
+
     from horeca.register.reader import KeyFilter, entity_digits
 
     with open(activity, "rb") as f:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from horeca.context import AppContext, console
 from horeca.exports.export import FORMATS, KINDS, export_places
 from horeca.exports.priority import load_weights

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.exports.html_page import render_page
 from horeca.exports.priority import DEFAULT_WEIGHTS, PriorityWeights, rank_key

@@ -18,6 +18,7 @@ import secrets
 import unicodedata
 
 import sqlite_utils
+
 from horeca.store import transaction
 from horeca.store.runs import now_iso
 

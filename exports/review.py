@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.exports.pseudonyms import pseudonym, pseudonym_key
 from horeca.exports.safety import strip_neutralising_quote

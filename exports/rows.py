@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
+
 from horeca.exports.priority import (
     DEFAULT_WEIGHTS,
     PriorityWeights,

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import sqlite_utils
+
 from horeca.store import transaction, upsert
 
 LATEST = "2026-10-01T08:00:00+00:00"

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import sqlite_utils
+
 from horeca.normalize.identifiers import is_valid_enterprise_number
 from horeca.store import transaction
 

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from horeca.context import AppContext, console
 from horeca.geocode.config import ENV_CONFIG, load_config, with_overrides
 from horeca.geocode.loaders import ImportSummary, import_best, import_segments
 from horeca.geocode.model import PRECISIONS, GeocodeSummary
 from horeca.geocode.run import geocode_pending
 from horeca.region import Region, resolve_region
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 geocode_app = typer.Typer(
     help=(

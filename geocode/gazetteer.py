@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import sqlite_utils
+from rapidfuzz import fuzz, process
+
 from horeca.geocode.geo import centroid, lerp
 from horeca.geocode.model import (
     GAZETTEER,
@@ -44,7 +46,6 @@ from horeca.normalize import (
     street_core,
 )
 from horeca.store import param_batches
-from rapidfuzz import fuzz, process
 
 Point = tuple[float, float]
 

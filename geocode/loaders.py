@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.geocode.geo import valid_position
 from horeca.geocode.model import GAZETTEER

@@ -38,6 +38,7 @@ from geopy.exc import (
 from geopy.extra.rate_limiter import RateLimiter
 from geopy.geocoders import Nominatim, get_geocoder_for_service
 from geopy.location import Location
+
 from horeca.errors import UserError
 from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.model import (

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
+
 from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
 from horeca.geocode.geo import haversine_m, valid_position

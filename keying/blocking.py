@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from horeca.keying.config import BlockingConfig
 from horeca.keying.records import (
     FUNCTION_WORDS,

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
 from horeca.context import AppContext, console
 from horeca.errors import UserError
 from horeca.keying.config import load_config
 from horeca.keying.evaluate import evaluate_store, evaluate_verdicts, render_report
 from horeca.keying.store_io import KeyingSummary, key_region
 from horeca.region import resolve_region
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 ENV_CONFIG = "HORECA_KEYING_CONFIG"
 

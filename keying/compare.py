@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
 from horeca.keying.config import GRADED_FIELDS, MODEL_FIELDS, GradeConfig
 from horeca.keying.model import MISSING
 from horeca.keying.records import Address, Names, PlaceRecord, UnitRecord, min_distance_m
-from rapidfuzz import fuzz, process
-from rapidfuzz.distance import OSA
 
 A, B, F = 0, 1, 2  # level codes for three-level fields; two-level fields use A, 1 = F
 GRADES: tuple[str, ...] = tuple(GRADED_FIELDS)  # the graded fields, in display order

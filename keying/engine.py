@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
 from horeca.keying.blocking import CandidateSet, reasons_of
 from horeca.keying.compare import (
     GRADES,

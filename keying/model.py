@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from horeca.keying.config import MODEL_FIELDS
 
 FIELDS: tuple[str, ...] = tuple(MODEL_FIELDS)  # the model's fields, in order

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet
 from horeca.keying.compare import comparison_from_row, comparison_row

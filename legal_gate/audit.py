@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+
 from horeca.store.runs import now_iso, os_user
 
 GENESIS = "0" * 64

@@ -39,12 +39,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
+from protego import Protego
+
 from horeca.errors import UserError
 from horeca.legal_gate import audit
 from horeca.legal_gate.config import SourceConfig, host_in_domains
 from horeca.store import transaction
 from horeca.store.runs import now_iso
-from protego import Protego
 
 DEFAULT_TIMEOUT_S = 15.0
 MAX_BODY_BYTES = 5_000_000

@@ -6,12 +6,13 @@ import difflib
 from pathlib import Path
 
 import typer
-from horeca.context import AppContext, console
-from horeca.errors import UserError
-from horeca.legal_gate.config import ENV_SOURCES, SourceConfig, load_sources
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from horeca.context import AppContext, console
+from horeca.errors import UserError
+from horeca.legal_gate.config import ENV_SOURCES, SourceConfig, load_sources
 
 ENV_PROXY = "HORECA_PROXY"
 stdout = Console(highlight=False)

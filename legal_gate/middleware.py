@@ -30,6 +30,16 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
+from scrapy import Request, signals
+from scrapy.core import downloader as scrapy_downloader
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.http.request import NO_CALLBACK
+from scrapy.settings import default_settings
+from scrapy.utils.defer import maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet.defer import Deferred
+
 from horeca.legal_gate.checks import (
     ROBOTS_PATH,
     TDMREP_PATH,
@@ -47,15 +57,6 @@ from horeca.legal_gate.checks import (
     tdmrep_rule_for,
 )
 from horeca.legal_gate.config import SourceConfig, host_in_domains
-from scrapy import Request, signals
-from scrapy.core import downloader as scrapy_downloader
-from scrapy.exceptions import IgnoreRequest
-from scrapy.http import Response
-from scrapy.http.request import NO_CALLBACK
-from scrapy.settings import default_settings
-from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.httpobj import urlparse_cached
-from twisted.internet.defer import Deferred
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

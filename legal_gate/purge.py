@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
+
 from horeca.legal_gate import audit
 from horeca.legal_gate.config import SourcesConfig
 from horeca.store import transaction

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
 from horeca.errors import UserError
 from horeca.legal_gate.config import SourceConfig, parse_sources, resolve_sources_path
-from tomlkit.exceptions import TOMLKitError
 
 REVIEWED_TERMS_DIR = "reviewed-terms"
 

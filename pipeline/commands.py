@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 
 import typer
+from rich.table import Table
+
 from horeca.context import AppContext, console
 from horeca.pipeline.chain import EXPORT_FORMATS, ChainOptions, ChainResult, run_chain
 from horeca.region import resolve_region
-from rich.table import Table
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 

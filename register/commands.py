@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import typer
+from rich.table import Table
+
 from horeca.context import AppContext, console
 from horeca.region import resolve_region
 from horeca.register.importer import (
@@ -17,7 +19,6 @@ from horeca.register.importer import (
 )
 from horeca.register.progress import RichReporter
 from horeca.register.snapshots import list_snapshots
-from rich.table import Table
 
 register_app = typer.Typer(
     name="register", no_args_is_help=True,

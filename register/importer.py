@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.region import Region
 from horeca.register import snapshots

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
+
 from horeca.errors import UserError
 from horeca.normalize import is_valid_enterprise_number, normalize_url, to_e164
 from horeca.region import Region

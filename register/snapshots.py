@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlite_utils
+
 from horeca.legal_gate import audit
 from horeca.register.units import UNIT_COLUMNS
 from horeca.store import transaction

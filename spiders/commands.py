@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
 from horeca.context import AppContext, console
 from horeca.errors import UserError
 from horeca.region import resolve_region
 from horeca.spiders.model import COVERAGE_FIELDS
 from horeca.spiders.report import CrawlReport
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 CRAWL_HELP = """Crawl approved sources for one region's HoReCa listings.
 

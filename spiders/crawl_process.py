@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scrapy import signals
+from scrapy.crawler import Crawler, CrawlerProcess
+
 from horeca.region import Region
 from horeca.spiders.kinds import SPIDER_KINDS
 from horeca.spiders.options import SpiderOptions, parse_options
 from horeca.spiders.pipelines import ITEM_PIPELINES, STORE_FAILED
 from horeca.spiders.report import merge_stats
-from scrapy import signals
-from scrapy.crawler import Crawler, CrawlerProcess
 
 logger = logging.getLogger(__name__)
 

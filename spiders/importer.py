@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.region import Region
 from horeca.spiders import steps

@@ -19,14 +19,15 @@ from typing import Any, ClassVar
 from urllib.parse import urldefrag, urlencode, urlsplit
 
 import scrapy
-from horeca.region import Region
-from horeca.spiders.options import SpiderOptions
-from horeca.spiders.overpass import build_query, listings_from_overpass
-from horeca.spiders.structured import businesses, listing_from_entity
 from parsel import Selector
 from scrapy.http import Response, TextResponse
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap
+
+from horeca.region import Region
+from horeca.spiders.options import SpiderOptions
+from horeca.spiders.overpass import build_query, listings_from_overpass
+from horeca.spiders.structured import businesses, listing_from_entity
 
 logger = logging.getLogger(__name__)
 

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parsel import Selector
+
 from horeca.errors import UserError
 from horeca.spiders.model import LISTING_FIELDS
-from parsel import Selector
 
 KINDS = ("structured", "selector", "overpass")
 MULTI_FIELDS = frozenset({"alt_names", "opening_hours"})

@@ -20,13 +20,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
+from scrapy.logformatter import LogFormatter
+
 from horeca.spiders import steps
 from horeca.spiders.model import COVERAGE_FIELDS, has_field
 from horeca.spiders.writer import DEFAULT_BATCH, ListingWriter
 from horeca.store import open_db
-from scrapy.crawler import Crawler
-from scrapy.exceptions import DropItem
-from scrapy.logformatter import LogFormatter
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlite_utils
+
 from horeca.region import Region
 from horeca.spiders.model import CORE_FIELDS, COVERAGE_FIELDS
 from horeca.store import transaction, upsert

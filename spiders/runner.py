@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.region import Region
 from horeca.spiders.crawl_process import region_to_dict

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import sqlite_utils
+
 from horeca.spiders.model import LISTING_FIELDS, STORED_FIELDS, listing_id
 from horeca.store import transaction, upsert
 from horeca.store.runs import now_iso

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import sqlite_utils
+
 from horeca.errors import UserError
 from horeca.store.schema import SCHEMA_VERSION, migrate
 

@@ -6,10 +6,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.legal_gate import audit
 from horeca.store import open_db
-from typer.testing import CliRunner
 
 RUNNER = CliRunner()
 

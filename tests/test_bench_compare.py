@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from horeca.keying.evaluate import TruthRow, load_truth
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 import typer
-from horeca.cli import COMMAND_ORDER, app
 from typer.testing import CliRunner
+
+from horeca.cli import COMMAND_ORDER, app
 
 RUNNER = CliRunner()
 

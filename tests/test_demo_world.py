@@ -11,6 +11,9 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horeca.fixtures.generate_demo import (
     GAZETTEER_COLUMNS,
     KBO_HEADERS,
@@ -26,8 +29,6 @@ from horeca.fixtures.world import (
     mod97_number,
 )
 from horeca.region import resolve_region
-from hypothesis import given
-from hypothesis import strategies as st
 
 DEMO = Path(__file__).resolve().parents[1] / "fixtures" / "demo"
 SMALL = {"seed": 11, "units": 700, "horeca_units": 220}

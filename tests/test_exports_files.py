@@ -11,6 +11,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
 from horeca.errors import UserError
 from horeca.exports import export_places, top_targets
 from horeca.exports.export import build_rows
@@ -20,9 +24,6 @@ from horeca.exports.sample import create_sample_store
 from horeca.exports.writers import cell_text
 from horeca.legal_gate import audit
 from horeca.store import open_db
-from hypothesis import given
-from hypothesis import strategies as st
-from openpyxl import load_workbook
 
 ACTOR, PURPOSE = "analyst-a", "testing exports"
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horeca.errors import UserError
 from horeca.exports.priority import (
     DEFAULT_WEIGHTS,
@@ -19,8 +22,6 @@ from horeca.exports.priority import (
     priority_score,
     rank_key,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 reviews = st.integers(min_value=0, max_value=100_000)
 days = st.floats(min_value=0, max_value=3650, allow_nan=False)

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from horeca.fixtures.server import parse_bbox, serve_sites
 from hypothesis import given
 from hypothesis import strategies as st
+
+from horeca.fixtures.server import parse_bbox, serve_sites
 
 DEMO_SITES = Path(__file__).resolve().parents[1] / "fixtures" / "demo" / "sites"
 

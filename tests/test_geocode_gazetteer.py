@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horeca.geocode.gazetteer import Gazetteer
 from horeca.geocode.geo import haversine_m
 from horeca.geocode.model import AddressQuery, Answer
 from horeca.geocode.query import build_query, listing_query, unit_query
-from hypothesis import given
-from hypothesis import strategies as st
 
 # Synthetic streets. Even numbers of Rue de la Fourche run along one line, odd ones along
 # a parallel line 30 m away: interpolation must stay on its own side.

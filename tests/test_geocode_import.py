@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.errors import UserError
 from horeca.geocode.gazetteer import load_gazetteer
@@ -15,7 +17,6 @@ from horeca.geocode.loaders import SEGMENT_COLUMNS, import_best, import_segments
 from horeca.geocode.model import AddressQuery
 from horeca.region import resolve_region
 from horeca.store import open_db
-from typer.testing import CliRunner
 
 BEST_HEADER = ("EPSG:31370_x,EPSG:31370_y,EPSG:4326_lat,EPSG:4326_lon,address_id,box_number,"
                "house_number,municipality_id,municipality_name_de,municipality_name_fr,"

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import sqlite_utils
 import vcr
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.errors import UserError
 from horeca.geocode.config import GeocodeConfig, config_from_dict, load_config
@@ -24,7 +26,6 @@ from horeca.geocode.model import AddressQuery
 from horeca.geocode.online import OnlineGeocoder, Throttle
 from horeca.geocode.run import geocode_pending
 from horeca.store import open_db, upsert
-from typer.testing import CliRunner
 
 CASSETTES = Path(__file__).parent / "cassettes"
 UA = "horeca-tests/0.1 (geocoding-tests@example.org)"

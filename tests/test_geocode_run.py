@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.geo import haversine_m
@@ -15,7 +17,6 @@ from horeca.geocode.loaders import SEGMENT_COLUMNS, import_segments
 from horeca.geocode.run import geocode_pending
 from horeca.region import resolve_region
 from horeca.store import open_db, upsert
-from typer.testing import CliRunner
 
 GAZETTEER = ",".join(SEGMENT_COLUMNS) + """
 Rue de la Loi,Wetstraat,1000,Bruxelles,Brussel,1,101,50.8460,4.3600,50.8420,4.3800

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.keying.compare import (
     A,
     B,
@@ -28,8 +31,6 @@ from horeca.keying.records import (
     prepare_unit,
     street_spellings,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 G = GradeConfig()
 

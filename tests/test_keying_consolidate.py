@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.keying.config import ConsolidationConfig
 from horeca.keying.consolidate import consolidate, place_id, platform_domains
 from horeca.keying.records import prepare_listing
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 C = ConsolidationConfig()
 

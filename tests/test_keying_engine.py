@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.keying.blocking import block
 from horeca.keying.config import DEFAULT_CONFIG, MODEL_FIELDS
 from horeca.keying.consolidate import build_place, consolidate
 from horeca.keying.engine import Labels, key_places
 from horeca.keying.records import prepare_listing
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 # Fixed, plausible weights so that these small scenes do not depend on EM's estimates.
 FIXED = {

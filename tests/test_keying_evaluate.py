@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.errors import UserError
 from horeca.fixtures.generate_demo import generate
@@ -28,7 +30,6 @@ from horeca.keying.synthetic import listings_from_world, units_from_world
 from horeca.legal_gate.audit import verify
 from horeca.store import open_db
 from horeca.store.runs import now_iso
-from typer.testing import CliRunner
 
 APPROVED = ("gustoreviews", "tablebook", "staybrussels", "overpass")
 

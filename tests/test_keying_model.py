@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+
 from horeca.keying.config import MODEL_FIELDS
 from horeca.keying.model import (
     FIELDS,

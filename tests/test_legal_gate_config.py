@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+
 from horeca.errors import UserError
 from horeca.legal_gate.config import (
     DEFAULT_USER_AGENT,

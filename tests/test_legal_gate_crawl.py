@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
 from horeca.legal_gate import audit
 from horeca.legal_gate.checks import CrawlRefused, gate_crawl, preflight, terms_sha256
 from horeca.legal_gate.config import SourceConfig
@@ -356,8 +357,9 @@ listing = "a.next"   # owned by the spider kind
 
 @pytest.fixture
 def reviewer_cli(tmp_path: Path, monkeypatch):
-    from horeca.cli import app
     from typer.testing import CliRunner
+
+    from horeca.cli import app
 
     monkeypatch.setenv("HORECA_DB", str(tmp_path / "h.db"))
     monkeypatch.setenv("HORECA_SOURCES", str(tmp_path / "sources.toml"))
@@ -623,12 +625,13 @@ def test_one_request_at_a_time_per_source_even_without_a_rate_cap(crawls) -> Non
 
 
 def test_gate_refuses_a_crawl_with_another_downloader() -> None:
+    from scrapy.settings import Settings
+
     from horeca.legal_gate.middleware import (
         check_gate_components,
         gate_settings,
         merge_settings,
     )
-    from scrapy.settings import Settings
 
     settings = gate_settings(make_source())
     check_gate_components(Settings(settings))
@@ -653,9 +656,10 @@ def test_crawl_without_the_minimise_pipeline_does_not_start(crawls) -> None:
 
 def _crawl_main(spec_path: str) -> None:
     import scrapy
-    from horeca.legal_gate.middleware import gate_settings, merge_settings
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
+
+    from horeca.legal_gate.middleware import gate_settings, merge_settings
 
     spec = json.loads(Path(spec_path).read_text())
     hostile = {"DOWNLOAD_DELAY": 0, "CONCURRENT_REQUESTS_PER_DOMAIN": 16, "DOWNLOAD_SLOTS": {},

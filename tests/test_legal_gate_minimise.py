@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horeca.legal_gate.config import SourceConfig
 from horeca.legal_gate.minimise import (
     MinimisePipeline,
@@ -9,8 +12,6 @@ from horeca.legal_gate.minimise import (
     minimise,
     strip_emails,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def _source(*fields: str) -> SourceConfig:

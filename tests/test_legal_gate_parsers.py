@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horeca.legal_gate.checks import (
     ProtocolFileError,
     TdmRule,
@@ -19,8 +22,6 @@ from horeca.legal_gate.checks import (
     terms_sha256,
     terms_text,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 UA = "horeca/0.1 (+mailto:dpo@inspection.example)"
 TERMS = """<!doctype html><html><head><title>Terms</title><style>p{color:red}</style>

@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.legal_gate import audit
 from horeca.legal_gate.config import parse_sources
 from horeca.legal_gate.purge import purge
 from horeca.store import open_db
-from typer.testing import CliRunner
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SOURCES = """\

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.normalize.addresses import (
     AddressParts,
     country_code,
@@ -14,8 +17,6 @@ from horeca.normalize.addresses import (
     split_box,
     street_core,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def parts(street=None, number=None, box=None, postcode=None, locality=None, country="BE"):

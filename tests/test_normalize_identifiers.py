@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.normalize.identifiers import (
     format_enterprise_number,
     is_valid_enterprise_number,
     parse_enterprise_number,
     vat_number,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def with_check(first8: int) -> str:

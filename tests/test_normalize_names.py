@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.normalize.names import (
     GENERIC_WORDS,
     LEGAL_FORMS,
@@ -13,8 +16,6 @@ from horeca.normalize.names import (
     strip_legal_form,
 )
 from horeca.normalize.text import fold
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from horeca.normalize.phones import is_mobile, to_e164
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from horeca.normalize.phones import is_mobile, to_e164
 
 E164 = re.compile(r"^\+\d{8,15}$")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
-from horeca.normalize import web
-from horeca.normalize.web import email_domain, normalize_url, registered_domain
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from horeca.normalize import web
+from horeca.normalize.web import email_domain, normalize_url, registered_domain
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from horeca.errors import UserError
 from horeca.region import Region
 from horeca.register import ImportRequest, active_snapshot, import_register, iter_units

@@ -10,14 +10,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.errors import UserError
 from horeca.region import Region, resolve_region
 from horeca.register import ImportRequest, active_snapshot, import_register, iter_units
 from horeca.register.kbo import nace_json, pack_nace, phone_e164
 from horeca.register.kbo_format import write_extract, write_table
 from horeca.store import open_db
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 BRUSSELS = Region("brussels", postcode_ranges=((1000, 1299),))
 

@@ -8,6 +8,9 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from horeca.errors import UserError
 from horeca.register.issues import RowIssues
 from horeca.register.kbo_format import detect_kind, kbo_date, write_extract
@@ -19,8 +22,6 @@ from horeca.register.reader import (
     iter_rows,
     read_layout,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 COLUMNS = ("EntityNumber", "Language", "TypeOfDenomination", "Denomination")
 

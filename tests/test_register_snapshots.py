@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.legal_gate.audit import verify
 from horeca.region import Region
@@ -21,7 +23,6 @@ from horeca.register import (
 from horeca.register.kbo_format import write_extract, write_table
 from horeca.register.units import unit_row
 from horeca.store import open_db
-from typer.testing import CliRunner
 
 BRUSSELS = Region("brussels", postcode_ranges=((1000, 1299),))
 

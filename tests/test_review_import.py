@@ -10,6 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openpyxl import load_workbook
+
 from horeca.errors import UserError
 from horeca.exports import (
     ReviewImportError,
@@ -25,9 +29,6 @@ from horeca.exports.sample import create_sample_store
 from horeca.exports.verdicts import format_register_number, parse_register_number
 from horeca.legal_gate import audit
 from horeca.store import open_db
-from hypothesis import given
-from hypothesis import strategies as st
-from openpyxl import load_workbook
 
 ACTOR, PURPOSE = "analyst-a", "testing reviews"
 

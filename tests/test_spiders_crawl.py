@@ -19,13 +19,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.legal_gate.checks import terms_sha256
 from horeca.region import resolve_region
 from horeca.spiders.crawl_process import region_to_dict
 from horeca.spiders.runner import crawl_sources, work_dir
 from horeca.store import open_db
-from typer.testing import CliRunner
 
 BRUSSELS = resolve_region("brussels")
 HOST = "resto.example"

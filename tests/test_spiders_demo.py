@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from horeca.fixtures.server import serve_sites
 from horeca.region import resolve_region
 from horeca.spiders.runner import crawl_sources

@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from horeca.cli import app
 from horeca.errors import UserError
 from horeca.legal_gate.config import load_sources
 from horeca.region import resolve_region
 from horeca.spiders.importer import import_listings, load_mapping
 from horeca.store import open_db
-from typer.testing import CliRunner
 
 SOURCES = """
 [defaults]

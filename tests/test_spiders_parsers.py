@@ -8,6 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scrapy.http import HtmlResponse, Request
+
 from horeca.errors import UserError
 from horeca.region import Region, resolve_region
 from horeca.spiders import steps
@@ -15,9 +19,6 @@ from horeca.spiders.kinds import SelectorSpider, StructuredSpider
 from horeca.spiders.options import parse_options
 from horeca.spiders.overpass import build_query, listings_from_overpass
 from horeca.spiders.structured import businesses, listing_from_entity
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scrapy.http import HtmlResponse, Request
 
 PAGES = Path(__file__).parent / "data" / "spiders"
 BRUSSELS = resolve_region("brussels")

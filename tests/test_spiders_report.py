@@ -6,6 +6,7 @@ from __future__ import annotations
 from email.utils import formatdate
 
 import pytest
+
 from horeca.spiders.middlewares import backoff_delay, parse_retry_after
 from horeca.spiders.report import CrawlReport, build_report, flags_against, merge_stats
 

@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horeca.errors import UserError
 from horeca.store import SCHEMA_VERSION, open_db, param_batches, transaction, upsert
 from horeca.store.schema import MIGRATIONS
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def test_new_database_gets_current_schema_and_wal(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from horeca.errors import UserError
 from horeca.region import resolve_region
 from horeca.tomlfile import parse_toml, read_toml
