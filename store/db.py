@@ -6,6 +6,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
@@ -137,8 +138,10 @@ def upsert(db: sqlite_utils.Database, table: str, rows: list[dict] | tuple[dict,
               if updates else "DO NOTHING")
     sql = (f"INSERT INTO [{table}] ({quoted}) VALUES ({placeholders}) "
            f"ON CONFLICT ({conflict}) {action}")
+    # itemgetter builds each parameter tuple in C: a sizeable share of a bulk write's time.
+    values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     with db.conn:
-        db.conn.executemany(sql, ([row[c] for c in columns] for row in rows))
+        db.conn.executemany(sql, map(values, rows))
     return len(rows)
 
 
