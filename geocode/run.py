@@ -21,16 +21,15 @@ batches), so an interrupted run keeps every answer it paid for.
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
+from horeca.bulk import collector_paused
 from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
 from horeca.geocode.geo import haversine_m, valid_position
@@ -271,24 +270,6 @@ def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
     return precision_rank(offline.precision) > precision_rank(query.best_possible)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector during a bulk run.
-
-    A run allocates a few objects per entity and keeps them all alive until the end, so
-    every collection walks everything allocated so far, for nothing: these records hold
-    no reference cycles. Paused, a 100,000-entity run needs about a quarter less CPU
-    (bench/geocode.py). Reference counting still frees memory as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def geocode_pending(db: sqlite_utils.Database, region: Region | None = None, *,
                     online: bool | None = None, config: GeocodeConfig | None = None,
                     redo_all: bool = False, online_geocoder: OnlineGeocoder | None = None,
@@ -300,7 +281,7 @@ def geocode_pending(db: sqlite_utils.Database, region: Region | None = None, *,
     configured geocoder (and read its request counter) across runs. `progress` is called
     with (phase, done, total); `actor` and `purpose` go to the audit log.
     """
-    with _gc_paused():
+    with collector_paused():
         return _run(db, region, online, config or GeocodeConfig(), redo_all, online_geocoder,
                     progress, actor, purpose)
 

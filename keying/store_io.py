@@ -10,7 +10,6 @@ engine).
 
 from __future__ import annotations
 
-import gc
 import json
 import multiprocessing
 import os
@@ -18,13 +17,13 @@ import resource
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from horeca.bulk import collector_paused
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet
 from horeca.keying.compare import comparison_from_row, comparison_row
@@ -396,20 +395,6 @@ def _cpu_time() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Keying builds millions of small objects that live until the run ends and form no
-    reference cycles worth collecting; the cyclic collector would walk them again and again
-    (a quarter of the CPU time of a region run). Paused for the run, restored after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | None = None,
                snapshot_region: str | None = None,
                config_path: str | Path | None = None, config: KeyingConfig | None = None,
@@ -419,7 +404,7 @@ def key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | N
     """Key every listing of the region against the active register snapshot of
     `snapshot_region` (default: the region's own) and store the results, replacing the
     previous ones. Idempotent: same data, same rows."""
-    with _collector_paused():
+    with collector_paused():
         return _key_region(db, region_key=region_key, region=region,
                            snapshot_region=snapshot_region, config_path=config_path,
                            config=config, run_id=run_id, actor=actor, purpose=purpose,
