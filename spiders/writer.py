@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from horeca.spiders.model import LISTING_FIELDS, STORED_FIELDS, listing_id
-from horeca.store import transaction, upsert
+from horeca.store import param_batches, transaction, upsert
 from horeca.store.runs import now_iso
 
 DEFAULT_BATCH = 500
@@ -69,30 +69,15 @@ class ListingWriter:
             return
         rows, self.buffer = self.buffer, []
         ids = [r["id"] for r in rows]
-        conn = self.db.conn
-        # Take the write lock first. A transaction that reads and then writes cannot wait
-        # for another writer in WAL mode (SQLite fails it at once with "database is
-        # locked" if anything was committed since its read); other crawls and the
-        # parent write to the same store at the same time. Inside a caller's transaction
-        # (an import) the caller owns the locking.
-        own = not conn.in_transaction
-        if own:
-            conn.execute("BEGIN IMMEDIATE")
-        try:
-            with transaction(self.db):
-                existing = set()
-                for start in range(0, len(ids), 900):  # SQLite's variable limit
-                    chunk = ids[start:start + 900]
-                    marks = ",".join("?" * len(chunk))
-                    existing.update(r[0] for r in conn.execute(
-                        f"SELECT id FROM listings WHERE id IN ({marks})", chunk))
-                upsert(self.db, "listings", rows, key="id", keep=("first_seen",))
-            if own:
-                conn.execute("COMMIT")
-        except BaseException:
-            if own:
-                conn.execute("ROLLBACK")
-            raise
+        # `transaction` takes the write lock first, so a batch waits for other crawls'
+        # writes instead of failing (see store.SavepointConnection).
+        with transaction(self.db):
+            existing = set()
+            for chunk in param_batches(ids):
+                marks = ",".join("?" * len(chunk))
+                existing.update(r[0] for r in self.db.conn.execute(
+                    f"SELECT id FROM listings WHERE id IN ({marks})", chunk))
+            upsert(self.db, "listings", rows, key="id", keep=("first_seen",))
         self.new += len(set(ids) - existing)
         self.updated += len(set(ids) & existing)
 

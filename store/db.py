@@ -29,19 +29,34 @@ class SavepointConnection(sqlite3.Connection):
     that block commits everything so far, which would break an outer transaction. Here
     the outermost block is the transaction and inner blocks are savepoints that roll back
     on their own error.
+
+    The outermost block begins with BEGIN IMMEDIATE, taking the write lock at once: a
+    transaction that first reads and then writes cannot wait for another writer in WAL
+    mode (SQLite fails it with "database is locked" as soon as anything was committed
+    since its read), whereas waiting for the lock up front honours the busy timeout.
+    Parallel crawls and the parent process write to one store at the same time.
     """
 
-    _depth: int
+    _began: list[bool]
 
     def __enter__(self) -> SavepointConnection:  # type: ignore[override]
-        depth = getattr(self, "_depth", 0)
-        self.execute(f"SAVEPOINT horeca_sp{depth}")
-        self._depth = depth + 1
+        began = getattr(self, "_began", None)
+        if began is None:
+            began = self._began = []
+        if not began and not self.in_transaction:
+            self.execute("BEGIN IMMEDIATE")
+            began.append(True)
+        else:
+            self.execute(f"SAVEPOINT horeca_sp{len(began)}")
+            began.append(False)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:  # type: ignore[override]
-        self._depth -= 1
-        name = f"horeca_sp{self._depth}"
+        began = self._began.pop()
+        if began:
+            self.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            return False
+        name = f"horeca_sp{len(self._began)}"
         if exc_type is None:
             self.execute(f"RELEASE {name}")
         else:

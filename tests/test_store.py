@@ -188,3 +188,33 @@ def test_param_batches_cover_every_value_once_within_the_parameter_cap(
     batches = list(param_batches(values, size))
     assert [v for batch in batches for v in batch] == values
     assert all(0 < len(batch) <= size for batch in batches)
+
+
+def test_read_then_write_transaction_waits_for_a_concurrent_writer(tmp_path: Path) -> None:
+    # In WAL mode a deferred transaction that read before another connection committed
+    # cannot write at all ("database is locked"); the store takes the write lock first.
+    import threading
+
+    path = tmp_path / "h.db"
+    first, second = open_db(path), open_db(path)
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def other_writer() -> None:
+        started.wait()
+        try:
+            with transaction(second):
+                second["sources"].insert({"name": "other"})
+        except BaseException as err:  # reported to the test below
+            errors.append(err)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    with transaction(first):
+        first.conn.execute("SELECT count(*) FROM sources").fetchone()
+        started.set()
+        thread.join(0.3)  # the other writer is waiting for our lock meanwhile
+        first["sources"].insert({"name": "mine"})
+    thread.join()
+    assert errors == []
+    assert sorted(r["name"] for r in first["sources"].rows) == ["mine", "other"]
