@@ -42,7 +42,7 @@ from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing, prep
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
-from horeca.store import transaction
+from horeca.store import insert_rows, transaction
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -354,17 +354,6 @@ def result_rows(run: KeyingRun, places: Sequence[PlaceRecord], snapshot_id: int,
     return place_rows, result
 
 
-def _insert_rows(db: sqlite_utils.Database, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Plain rows (text and numbers) inserted in one statement: thousands of rows, no
-    conversion to do."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    db.conn.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-        [tuple(row[c] for c in columns) for row in rows])
-
-
 def write_results(db: sqlite_utils.Database, run: KeyingRun, places: Sequence[PlaceRecord],
                   snapshot_id: int, run_id: int | None) -> None:
     """Replace every previous place and keying result with this run's, atomically."""
@@ -372,8 +361,8 @@ def write_results(db: sqlite_utils.Database, run: KeyingRun, places: Sequence[Pl
     with transaction(db):
         db.conn.execute("DELETE FROM keying_results")
         db.conn.execute("DELETE FROM places")
-        _insert_rows(db, "places", place_rows)
-        _insert_rows(db, "keying_results", result)
+        insert_rows(db, "places", place_rows)
+        insert_rows(db, "keying_results", result)
 
 
 # ----------------------------------------------------------------------------- the step

@@ -8,6 +8,7 @@ everything or nothing, even when it calls sqlite-utils helpers that open their o
 from horeca.store.db import (
     DEFAULT_DB,
     ENV_DB,
+    insert_rows,
     open_db,
     param_batches,
     resolve_db_path,
@@ -17,6 +18,6 @@ from horeca.store.db import (
 from horeca.store.schema import SCHEMA_VERSION
 
 __all__ = [
-    "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "open_db", "param_batches", "resolve_db_path",
-    "transaction", "upsert",
+    "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "insert_rows", "open_db", "param_batches",
+    "resolve_db_path", "transaction", "upsert",
 ]

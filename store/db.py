@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -153,11 +153,32 @@ def upsert(db: sqlite_utils.Database, table: str, rows: list[dict] | tuple[dict,
               if updates else "DO NOTHING")
     sql = (f"INSERT INTO [{table}] ({quoted}) VALUES ({placeholders}) "
            f"ON CONFLICT ({conflict}) {action}")
-    # itemgetter builds each parameter tuple in C: a sizeable share of a bulk write's time.
-    values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     with db.conn:
-        db.conn.executemany(sql, map(values, rows))
+        db.conn.executemany(sql, map(_row_values(columns), rows))
     return len(rows)
+
+
+def insert_rows(db: sqlite_utils.Database, table: str,
+                rows: Sequence[Mapping[str, Any]]) -> int:
+    """Plain INSERT of rows that all have the same keys, in one statement (no type
+    conversion, no upsert: for tables the caller has just emptied). Returns the count."""
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    sql = (f"INSERT INTO [{table}] ({', '.join(f'[{c}]' for c in columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    with db.conn:
+        db.conn.executemany(sql, map(_row_values(columns), rows))
+    return len(rows)
+
+
+def _row_values(columns: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's values in `columns` order; itemgetter builds each tuple in C, which is a
+    sizeable share of a bulk write's time."""
+    if len(columns) == 1:
+        only = columns[0]
+        return lambda row: (row[only],)
+    return itemgetter(*columns)
 
 
 # Older SQLite builds cap host parameters at 999 per statement, so IN (...) lists of

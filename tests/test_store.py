@@ -13,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from horeca.errors import UserError
-from horeca.store import SCHEMA_VERSION, open_db, param_batches, transaction, upsert
+from horeca.store import (
+    SCHEMA_VERSION,
+    insert_rows,
+    open_db,
+    param_batches,
+    transaction,
+    upsert,
+)
 from horeca.store.schema import MIGRATIONS
 
 
@@ -218,3 +225,16 @@ def test_read_then_write_transaction_waits_for_a_concurrent_writer(tmp_path: Pat
     thread.join()
     assert errors == []
     assert sorted(r["name"] for r in first["sources"].rows) == ["mine", "other"]
+
+
+def test_insert_rows_writes_every_row_inside_the_callers_transaction(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    with pytest.raises(ValueError), transaction(db):
+        assert insert_rows(db, "sources", [{"name": "a"}, {"name": "b"}]) == 2
+        raise ValueError  # the caller's error takes the rows back with it
+    assert db["sources"].count == 0
+    insert_rows(db, "sources", [{"name": "a", "status": "approved"},
+                                {"name": "b", "status": "pending"}])
+    assert [(r["name"], r["status"]) for r in db["sources"].rows] == [
+        ("a", "approved"), ("b", "pending")]
+    assert insert_rows(db, "sources", []) == 0
