@@ -26,6 +26,8 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
 import sqlite_utils
 from rapidfuzz import fuzz, process
@@ -89,7 +91,9 @@ class Street:
     # (number, suffix) -> (sum of lat, sum of lon, count): duplicates are averaged.
     sums: dict[tuple[int, str], tuple[float, float, int]] = field(default_factory=dict,
                                                                   repr=False)
-    points: dict[tuple[int, str], Point] = field(default_factory=dict)
+    # Points given in bulk, each list sorted by (number, suffix) (see `add_sorted_points`).
+    batches: list[list[tuple[int, str, Point]]] = field(default_factory=list, repr=False)
+    lettered: dict[tuple[int, str], Point] = field(default_factory=dict)   # "12A" etc.
     plain: dict[int, Point] = field(default_factory=dict)   # number -> a point, any suffix
     sides: dict[int, tuple[list[int], list[Point]]] = field(default_factory=dict)
     center: Point | None = None
@@ -100,22 +104,44 @@ class Street:
         self.sums[key] = (lat, lon, 1) if prev is None else (
             prev[0] + lat, prev[1] + lon, prev[2] + 1)
 
+    def add_sorted_points(self, points: list[tuple[int, str, Point]]) -> None:
+        """Points sorted by (number, suffix), one per pair: the index build's fast path
+        (the usual street has one such list and needs no averaging)."""
+        self.batches.append(points)
+
     def finalize(self) -> None:
-        points = {k: (a, b) if n == 1 else (a / n, b / n) for k, (a, b, n) in self.sums.items()}
-        self.points, self.sums = points, {}
-        # A number's plain point: its own, else its first lettered one ("12A" for "12").
-        plain = {number: point for (number, suffix), point in points.items() if not suffix}
-        for (number, suffix) in sorted(k for k in points if k[0] not in plain):
-            plain.setdefault(number, points[(number, suffix)])
-        self.plain = plain
-        numbers = sorted(plain)
-        self.sides = {}
-        for side in (0, 1):
-            own = [n for n in numbers if n % 2 == side]
-            if own:
-                self.sides[side] = (own, [plain[n] for n in own])
+        if self.sums or len(self.batches) > 1:
+            for batch in self.batches:
+                for number, suffix, (lat, lon) in batch:
+                    self.add_point(number, suffix, lat, lon)
+            self.index_points(sorted(
+                (number, suffix, (a, b) if n == 1 else (a / n, b / n))
+                for (number, suffix), (a, b, n) in self.sums.items()))
+        elif self.batches:
+            self.index_points(self.batches[0])
+        self.sums, self.batches = {}, []
         ends = [p for s in self.segments for p in (s.start, s.end)]
         self.center = centroid([*self.plain.values(), *ends])
+
+    def index_points(self, points: Iterable[tuple[int, str, Point]]) -> None:
+        """Index this street's points, given sorted by (number, suffix), one per pair.
+
+        A number's plain point is its own, else its first lettered one ("12A" for "12");
+        each side of the street (odd, even) keeps its numbers in order for interpolation.
+        """
+        plain: dict[int, Point] = {}
+        lettered: dict[tuple[int, str], Point] = {}
+        sides: tuple[tuple[list[int], list[Point]], ...] = (([], []), ([], []))
+        for number, suffix, point in points:
+            if suffix:
+                lettered[(number, suffix)] = point
+            if number not in plain:   # "" sorts first: a number's own point comes first
+                plain[number] = point
+                numbers, positions = sides[number % 2]
+                numbers.append(number)
+                positions.append(point)
+        self.plain, self.lettered = plain, lettered
+        self.sides = {side: pair for side, pair in enumerate(sides) if pair[0]}
 
     def knows(self, number: int) -> bool:
         """Whether this street has the number itself (a point, or a segment holding it)."""
@@ -124,7 +150,7 @@ class Street:
     def locate(self, number: int, suffix: str) -> tuple[Point, str] | None:
         """(position, method) of a number on this street, or None when it cannot be placed
         between known numbers (the caller falls back to the street's centroid)."""
-        point = self.points.get((number, suffix)) or self.plain.get(number)
+        point = (suffix and self.lettered.get((number, suffix))) or self.plain.get(number)
         if point is not None:
             return point, "exact"
         if self.segments:
@@ -462,9 +488,11 @@ def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None,
                "FROM gazetteer_streets")
     street_sql = ("SELECT id, postcode, street_fr, street_nl, street_de, municipality_fr, "
                   "municipality_nl, municipality_de FROM gazetteer_address_streets s")
-    point_sql = ("SELECT a.street_id, a.number, a.suffix, a.lat, a.lon "
+    # Sorted by number here, where sorting is cheap: each street's points index in one pass.
+    point_sql = ("SELECT a.street_id, a.number, coalesce(a.suffix, ''), a.lat, a.lon "
                  "FROM gazetteer_address_streets s JOIN gazetteer_addresses a "
-                 "ON a.street_id = s.id")
+                 "ON a.street_id = s.id "
+                 "WHERE a.number IS NOT NULL AND a.lat IS NOT NULL AND a.lon IS NOT NULL")
     order_seg = " ORDER BY source, seq"
     if postcodes is None:
         batches: list[tuple[str, tuple[str, ...]]] = [("", ())]
@@ -485,24 +513,35 @@ def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None,
                 params):
             streets[sid] = gaz._resolve(pc, (fr, nl, de), (mfr, mnl, mde)) if pc else None
         _load_points(streets, db.conn.execute(
-            point_sql + where.replace("postcode", "s.postcode") + " ORDER BY s.id", params))
+            point_sql + where.replace(" WHERE postcode", " AND s.postcode")
+            + " ORDER BY a.street_id, a.number, 3", params))
     return gaz.finalize()
 
 
 def _load_points(streets: dict[int, Street | None],
-                 rows: Iterable[tuple[int, int | None, str | None, float, float]]) -> None:
+                 rows: Iterable[tuple[int, int, str, float, float]]) -> None:
+    """Index the points of each street; `rows` come sorted by (street, number, suffix)."""
     # The hot loop of an index build (hundreds of thousands of BeST points): numbers were
-    # parsed at import, rows come grouped by street.
-    last_id = -1
-    street: Street | None = None
-    for street_id, number, suffix, lat, lon in rows:
-        if street_id != last_id:
-            last_id = street_id
-            street = streets.get(street_id)
-        if street is None or number is None or lat is None or lon is None:
-            continue
-        # Street.add_point, inlined: this line runs once per address point.
-        key = (number, suffix or "")
-        prev = street.sums.get(key)
-        street.sums[key] = (lat, lon, 1) if prev is None else (
-            prev[0] + lat, prev[1] + lon, prev[2] + 1)
+    # parsed at import.
+    for street_id, group in groupby(rows, key=itemgetter(0)):
+        street = streets.get(street_id)
+        if street is not None:
+            street.add_sorted_points(_averaged(group))
+
+
+def _averaged(rows: Iterable[tuple[int, int, str, float, float]]
+              ) -> list[tuple[int, str, Point]]:
+    """One (number, suffix, point) per pair of sorted rows: a number written two ways
+    ("12a", "12A") is two rows of the store but one address, at their mean position."""
+    out: list[tuple[int, str, Point]] = []
+    last_number, last_suffix = None, None
+    count, sum_lat, sum_lon = 0, 0.0, 0.0
+    for _street_id, number, suffix, lat, lon in rows:
+        if number == last_number and suffix == last_suffix:
+            count, sum_lat, sum_lon = count + 1, sum_lat + lat, sum_lon + lon
+            out[-1] = (number, suffix, (sum_lat / count, sum_lon / count))
+        else:
+            last_number, last_suffix = number, suffix
+            count, sum_lat, sum_lon = 1, lat, lon
+            out.append((number, suffix, (lat, lon)))
+    return out
