@@ -50,10 +50,27 @@ def split_bilingual(name: str | None) -> tuple[str | None, str | None]:
     return name, None
 
 
+@lru_cache(maxsize=65_536)
 def locality_key(locality: str | None) -> str:
+    if not locality:
+        return ""
     first, _other = split_bilingual(locality)
     folded = fold(first)
     return _LOCALITY_ALIASES.get(folded, folded)
+
+
+@lru_cache(maxsize=131_072)  # a street is written the same way by many listings
+def street_names(street: str | None, street_alt: str | None) -> tuple[str, str]:
+    """(street, other-language name), normalised: "Rue de la Fourche - Greepstraat"
+    gives both; a given `street_alt` wins over the second half of a bilingual name."""
+    first, second = split_bilingual(street)
+    return normalize_street(first), normalize_street(street_alt or second)
+
+
+def _names_the_locality(street: str | None, locality: str | None, locality_n: str) -> bool:
+    """"Brussels, Brussels": the locality written where the street goes."""
+    first, _second = split_bilingual(street)
+    return locality_key(first) == locality_n or fold(first) == fold(locality)
 
 
 def build_query(*, street: str | None, house_number: str | None, postcode: str | None,
@@ -73,33 +90,21 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
         parts = parse_address(street, cc)
         if parts.street and parts.house_number:
             street, house_number = parts.street, parts.house_number
-    street, second_name = split_bilingual(street)
-    street_alt = street_alt or second_name
+    # Each part is normalised by a memoised function: parts repeat far more than
+    # whole addresses do.
+    street_n, alt_n = street_names(street, street_alt)
     first, last, suffix = parse_house_number(house_number) if house_number else (None, None, "")
-    query = AddressQuery(
-        street=normalize_street(street),
-        number=first,
-        number_last=last if last != first else None,
-        suffix=suffix,
-        postcode=normalize_postcode(postcode, cc) if postcode else None,
-        locality=locality_key(locality),
-        country=cc,
-        street_alt=normalize_street(street_alt),
-    )
-    if query.street and query.number is None and (
-            locality_key(street) == query.locality or fold(street) == fold(locality)):
-        # "Brussels, Brussels": the locality written where the street goes.
-        query = AddressQuery(postcode=query.postcode, locality=query.locality,
-                             country=query.country)
-    if query.street == "" and query.street_alt:
-        query = AddressQuery(street=query.street_alt, number=query.number,
-                             number_last=query.number_last, suffix=query.suffix,
-                             postcode=query.postcode, locality=query.locality,
-                             country=query.country)
-    if not query.postcode and not query.locality:
+    postcode_n = normalize_postcode(postcode, cc) if postcode else None
+    locality_n = locality_key(locality)
+    if street_n and first is None and _names_the_locality(street, locality, locality_n):
+        street_n, alt_n, last, suffix = "", "", None, ""
+    if not street_n and alt_n:
+        street_n, alt_n = alt_n, ""
+    if not postcode_n and not locality_n:
         # A street name alone repeats across municipalities: nothing places it.
         return None
-    return query
+    return AddressQuery(street_n, first, last if last != first else None, suffix, postcode_n,
+                        locality_n, cc, alt_n)
 
 
 def why_no_query(*fields: str | None) -> str:

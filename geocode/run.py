@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -35,6 +36,7 @@ from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
 from horeca.geocode.geo import haversine_m, valid_position
 from horeca.geocode.model import (
     GAZETTEER,
+    KEY_SEPARATOR,
     OSM_ATTRIBUTION,
     STATUS_ERROR,
     STATUS_NOT_FOUND,
@@ -71,6 +73,7 @@ class Entity:
     own_bad: bool                     # coordinates given but unusable (0,0, out of range)
     stored: dict[str, Any] | None     # its entity_geocodes row, if any
     why: str | None = None            # without a query: no_address or unparsable
+    written: dict[str, Any] | None = None   # the row this run wrote for it, if any
 
 
 # ------------------------------------------------------------------ reading entities
@@ -120,8 +123,8 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
         "LEFT JOIN geocodes g ON g.key = e.geocode_key")
     for (lid, street, number, postcode, locality, country, raw, lat, lon, tagged,
          *stored) in db.conn.execute(listings):
-        own, bad = _own_position(lat, lon)
-        if not _in_region(region, postcode, tagged, own):
+        own, bad = (None, False) if lat is None and lon is None else _own_position(lat, lon)
+        if region is not None and not _in_region(region, postcode, tagged, own):
             continue
         query = address_query(street, number, postcode, locality, country, None, raw,
                               default_country)
@@ -136,8 +139,8 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
         "LEFT JOIN geocodes g ON g.key = e.geocode_key")
     for (uid, snapshot_id, street_fr, street_nl, number, postcode, mun_fr, mun_nl, lat, lon,
          tagged, *stored) in db.conn.execute(units):
-        own, bad = _own_position(lat, lon)
-        if not _in_region(region, postcode, tagged, own):
+        own, bad = (None, False) if lat is None and lon is None else _own_position(lat, lon)
+        if region is not None and not _in_region(region, postcode, tagged, own):
             continue
         query = unit_query({"street_fr": street_fr, "street_nl": street_nl,
                             "house_number": number, "postcode": postcode,
@@ -214,8 +217,21 @@ def _rows_params(db: sqlite_utils.Database, sql: str, params: list[str]
 
 def write_answers(db: sqlite_utils.Database, answers: Iterable[Answer]) -> int:
     stamp = now_iso()
-    rows = [a.row(stamp) for a in answers]
+    # In key order, SQLite fills its index pages one after another.
+    rows = [a.row(stamp) for a in sorted(answers, key=_answer_key)]
     return upsert(db, "geocodes", rows, key="key") if rows else 0
+
+
+_answer_key = attrgetter("key")
+
+
+def has_answers(db: sqlite_utils.Database, provider: str) -> bool:
+    """Whether the cache holds any answer of `provider` (one look into the key index):
+    a first run, or the first after a gazetteer import, need not look up each address."""
+    low = cache_key(provider, "")
+    high = low[:-1] + chr(ord(KEY_SEPARATOR) + 1)
+    return db.conn.execute("SELECT 1 FROM geocodes WHERE key >= ? AND key < ? LIMIT 1",
+                           (low, high)).fetchone() is not None
 
 
 # ------------------------------------------------------------------ the run
@@ -228,38 +244,43 @@ class _Plan:
 
 
 def _entity_row(entity: Entity, answer: Answer | None, stamp: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "entity_kind": entity.kind, "entity_id": entity.id, "snapshot_id": entity.snapshot_id,
-        "geocode_key": None, "lat": None, "lon": None, "precision": None, "provider": None,
-        "gap_m": None, "updated_at": stamp, "status": STATUS_ERROR, "error": entity.why,
-    }
     if answer is None:
-        return row
-    row.update(geocode_key=answer.key, provider=answer.provider, status=answer.status,
-               error=None if answer.found else (answer.error or answer.reason))
-    if answer.found:
-        row.update(lat=answer.lat, lon=answer.lon, precision=answer.precision,
-                   gap_m=gap_m(entity.own, answer))
-    return row
+        return {"entity_kind": entity.kind, "entity_id": entity.id,
+                "snapshot_id": entity.snapshot_id, "geocode_key": None, "lat": None,
+                "lon": None, "precision": None, "provider": None, "gap_m": None,
+                "updated_at": stamp, "status": STATUS_ERROR, "error": entity.why}
+    found = answer.found
+    return {"entity_kind": entity.kind, "entity_id": entity.id,
+            "snapshot_id": entity.snapshot_id, "geocode_key": answer.key,
+            "lat": answer.lat if found else None, "lon": answer.lon if found else None,
+            "precision": answer.precision if found else None, "provider": answer.provider,
+            "gap_m": gap_m(entity.own, answer) if found and entity.own is not None else None,
+            "updated_at": stamp, "status": answer.status,
+            "error": None if found else (answer.error or answer.reason)}
 
 
 def _best(plan: _Plan, query: AddressQuery | None) -> Answer | None:
     if query is None:
         return None
-    return better(plan.offline.get(query.key), plan.online.get(query.key))
+    offline = plan.offline.get(query.key)
+    if not plan.online:   # offline runs: nothing to compare
+        return offline
+    return better(offline, plan.online.get(query.key))
 
 
-EntityRows = dict[tuple[str, str], dict[str, Any]]
-
-
-def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Plan,
-                    written: EntityRows) -> None:
+def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Plan) -> None:
     stamp = now_iso()
-    rows = [_entity_row(e, _best(plan, e.query), stamp) for e in entities]
+    rows = []
+    for e in entities:
+        e.written = row = _entity_row(e, _best(plan, e.query), stamp)
+        rows.append(row)
     if rows:
+        # In key order, SQLite fills its index pages one after another.
+        rows.sort(key=_entity_key)
         upsert(db, "entity_geocodes", rows, key=("entity_kind", "entity_id"))
-    for row in rows:
-        written[(row["entity_kind"], row["entity_id"])] = row
+
+
+_entity_key = itemgetter("entity_kind", "entity_id")
 
 
 def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
@@ -312,19 +333,18 @@ def _run(db: sqlite_utils.Database, region: Region | None, online: bool | None,
 
     _offline_phase(db, plan, config, summary, progress)
     to_send = _online_candidates(db, plan, online_id, summary)
-    written: EntityRows = {}
     with transaction(db):
-        _write_entities(db, pending, plan, written)
+        _write_entities(db, pending, plan)
 
     if to_send and geocoder is not None:
-        _online_phase(db, plan, to_send, pending, geocoder, summary, progress, written)
+        _online_phase(db, plan, to_send, pending, geocoder, summary, progress)
     elif to_send:
         summary.online_skipped = len(to_send)
     if any(a.found for a in plan.online.values()) and online_id.split("@")[0] in (
             "nominatim", "photon"):
         summary.attribution = OSM_ATTRIBUTION
 
-    _summarise(entities, written, summary)
+    _summarise(entities, summary)
     if pending:
         with transaction(db):
             audit.record(db, "geocode", actor=actor, target="entity_geocodes",
@@ -337,11 +357,13 @@ def _run(db: sqlite_utils.Database, region: Region | None, online: bool | None,
 
 def _offline_phase(db: sqlite_utils.Database, plan: _Plan, config: GeocodeConfig,
                    summary: GeocodeSummary, progress: Progress | None) -> None:
-    gazetteer_keys = {cache_key(GAZETTEER, q.gazetteer_key): k for k, q in plan.queries.items()}
-    cached = read_cache(db, gazetteer_keys)
-    for ckey, answer in cached.items():
-        plan.offline[gazetteer_keys[ckey]] = answer
-    summary.cache_hits += len(cached)
+    if has_answers(db, GAZETTEER):
+        gazetteer_keys = {cache_key(GAZETTEER, q.gazetteer_key): k
+                          for k, q in plan.queries.items()}
+        cached = read_cache(db, gazetteer_keys)
+        for ckey, answer in cached.items():
+            plan.offline[gazetteer_keys[ckey]] = answer
+        summary.cache_hits += len(cached)
     missing = [(k, q) for k, q in plan.queries.items() if k not in plan.offline]
     if not missing:
         return
@@ -370,7 +392,7 @@ def _online_candidates(db: sqlite_utils.Database, plan: _Plan, online_id: str,
     """Query keys to send online: not placed to the number offline, and not cached."""
     wanted = [k for k, q in plan.queries.items() if _needs_online(q, plan.offline.get(k))]
     online_keys = {cache_key(online_id, k): k for k in wanted}
-    cached = read_cache(db, online_keys)
+    cached = read_cache(db, online_keys) if online_keys and has_answers(db, online_id) else {}
     to_send = []
     for ckey, key in online_keys.items():
         answer = cached.get(ckey)
@@ -384,7 +406,7 @@ def _online_candidates(db: sqlite_utils.Database, plan: _Plan, online_id: str,
 
 def _online_phase(db: sqlite_utils.Database, plan: _Plan, to_send: list[str],
                   pending: list[Entity], geocoder: OnlineGeocoder, summary: GeocodeSummary,
-                  progress: Progress | None, written: EntityRows) -> None:
+                  progress: Progress | None) -> None:
     by_key: dict[str, list[Entity]] = {}
     for e in pending:
         if e.query is not None:
@@ -399,7 +421,7 @@ def _online_phase(db: sqlite_utils.Database, plan: _Plan, to_send: list[str],
         touched = [e for a in batch for e in by_key.get(a.query_key, ())]
         with transaction(db):
             write_answers(db, sent)
-            _write_entities(db, touched, plan, written)
+            _write_entities(db, touched, plan)
         batch.clear()
 
     last_flush = time.monotonic()
@@ -422,10 +444,10 @@ def _online_phase(db: sqlite_utils.Database, plan: _Plan, to_send: list[str],
     summary.online_requests = geocoder.requests - start_requests
 
 
-def _summarise(entities: list[Entity], written: EntityRows, summary: GeocodeSummary) -> None:
+def _summarise(entities: list[Entity], summary: GeocodeSummary) -> None:
     threshold = summary.gap_threshold_m
     for e in entities:
-        row = written.get((e.kind, e.id)) or e.stored
+        row = e.written or e.stored
         assert row is not None, "an entity is either written this run or stored before"
         if e.own_bad:
             summary.bad_coordinates += 1
