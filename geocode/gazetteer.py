@@ -317,6 +317,11 @@ class Gazetteer:
         # The query used is the normalised key itself: street|number|postcode|locality|country.
         asked = query.gazetteer_key
         area = self.areas.get(query.postcode) if query.postcode else None
+        if area is not None and query.street:
+            # The common case, first and cheap: the street by its name in the postcode.
+            streets = area.by_name.get(query.street)
+            if streets:
+                return self._on_street(query, asked, pick(streets, query.number), "name")
         if area is not None:
             areas = [area]
         else:
@@ -327,7 +332,7 @@ class Gazetteer:
         if query.street:
             found = self._find_street(areas, query)
             if found is not None:
-                return self._on_street(query, asked, found)
+                return self._on_street(query, asked, found.street, found.how, found.score)
         if area is not None:
             if area.center is None:
                 return self._not_found(query, asked, "postcode has no positions")
@@ -411,14 +416,14 @@ class Gazetteer:
                     return StreetMatch(pick(streets, number), "other_postcode")
         return None
 
-    def _on_street(self, query: AddressQuery, asked: str, found: StreetMatch) -> Answer:
-        street = found.street
-        if found.how in ("name", "alt_name"):
+    def _on_street(self, query: AddressQuery, asked: str, street: Street, found_by: str,
+                   score: float = 100.0) -> Answer:
+        if found_by in ("name", "alt_name"):
             how = ""
-        elif found.how == "fuzzy":
-            how = f" (fuzzy {found.score:.0f})"
+        elif found_by == "fuzzy":
+            how = f" (fuzzy {score:.0f})"
         else:
-            how = f" ({found.how})"
+            how = f" ({found_by})"
         if query.number is not None:
             located = street.locate(query.number, query.suffix)
             if located is not None:
@@ -435,9 +440,8 @@ class Gazetteer:
     @staticmethod
     def _answer(query: AddressQuery, asked: str, point: Point, precision: str, method: str,
                 matched: str) -> Answer:
-        return Answer(provider=GAZETTEER, query_key=query.gazetteer_key, query=asked,
-                      status=STATUS_OK, lat=round(point[0], 7), lon=round(point[1], 7),
-                      precision=precision, method=method, matched=matched)
+        return Answer(GAZETTEER, query.gazetteer_key, asked, STATUS_OK, round(point[0], 7),
+                      round(point[1], 7), precision, method, matched)
 
     @staticmethod
     def _not_found(query: AddressQuery, asked: str, why: str) -> Answer:
