@@ -90,12 +90,16 @@ def should_merge(a: ListingRecord, b: ListingRecord, config: ConsolidationConfig
     a phone no other listing has (a chain's switchboard is on every branch's listing, and
     a website is too weak: namesakes pick look-alike domains).
     """
-    ns = name_score(a.names, b.names)
-    same_name = ns.same >= config.name_similarity
     distance = min_distance_m(_points(a), _points(b))
     close = distance is not None and distance <= config.max_distance_m
     very_close = distance is not None and distance <= config.max_distance_m / 2
     same_address = _same_address(a, b)
+    if not shared_contact and (a.source == b.source or not (close or same_address)):
+        # What the rules below would say, without comparing the names: most pairs met
+        # through neighbouring cells are neither close nor at one door.
+        return False
+    ns = name_score(a.names, b.names)
+    same_name = ns.same >= config.name_similarity
     if a.source == b.source:
         return shared_contact and same_name and (close or same_address or distance is None)
     if shared_contact:
