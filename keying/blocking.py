@@ -114,6 +114,95 @@ def _numbers(lo: int | None, hi: int | None) -> list[int]:
     return list(range(lo, hi + 1))
 
 
+# ----------------------------------------------------------------------------- unit keys
+#
+# A register unit's keys, written once per snapshot (keying/register_keys.py) and read by
+# every keying run: one string, keys separated by tabs, each a one-letter kind and a value.
+# The place side encodes its keys the same way (`_encoded`), so a unit's hits are one set
+# intersection. Bump KEYS_VERSION whenever what `unit_keys` writes changes.
+
+KEYS_VERSION = 1
+KEY_SEP = "\t"
+_PREFIX = {"vat": "v", "verdict": "#", "phone": "p", "domain": "d", "address": "a",
+           "street": "s", "name": "n", "token": "t", "postcode": "P"}
+_STREET_COLUMNS = ((("street_fr", "street_nl"), "house_number", "postcode"),
+                   (("seat_street_fr", "seat_street_nl"), "seat_house_number",
+                    "seat_postcode"))
+
+
+def _encoded(kind: str, key: Any) -> str:
+    value = "|".join(map(str, key)) if isinstance(key, tuple) else str(key)
+    return _PREFIX[kind] + value.replace(KEY_SEP, " ")
+
+
+def register_postcode(value: Any, country: str) -> str | None:
+    """A register postcode in the form places use (the register's four digits as they are)."""
+    if not value:
+        return None
+    text = str(value)
+    if len(text) == 4 and text.isdigit():  # the register's usual form: no work to do
+        return text
+    return normalize_postcode(text, country)
+
+
+def unit_keys(unit: Mapping[str, Any], country: str = "BE") -> str:
+    """Every blocking key of one register unit (a `register_units` row), encoded.
+
+    Pure and independent of the keying settings: which keys are used, and which are too
+    common to use, is decided when the places are known. Local keys (postcode, name word)
+    are not stored: they are the unit's postcodes times its name words."""
+    keys: list[tuple[str, Any]] = []
+    add = keys.append
+    number = unit.get("enterprise_number")
+    if number:
+        add(("vat", str(number).replace(".", "")))
+    for value in (unit.get("unit_id"), number):
+        digits = _digits(str(value)) if value else ""
+        if digits:
+            add(("verdict", digits))
+    phones = unit.get("phones")
+    if phones:
+        for phone in json_strings(phones):
+            add(("phone", phone))
+    for column in ("websites", "emails"):
+        values = unit.get(column)
+        if values:
+            for value in json_strings(values):
+                for cand in _domain_candidates(value):
+                    add(("domain", cand))
+    for street_columns, number_column, postcode_column in _STREET_COLUMNS:
+        code = register_postcode(unit.get(postcode_column), country)
+        if not code:
+            continue
+        add(("postcode", code))
+        number_text = unit.get(number_column)
+        lo, hi, _ = parse_house_number(str(number_text)) if number_text else (None, None, "")
+        for column in street_columns:
+            street = unit.get(column)
+            core = street_core(street) if street else ""
+            if not core:
+                continue
+            add(("street", (code, core)))
+            for n in _numbers(lo, hi):
+                add(("address", (code, core, n)))
+    words_seen: set[str] = set()
+    for text in name_texts(unit.get("names")):
+        words = quick_tokens(text)
+        key = name_key(words)
+        if key:
+            add(("name", key))
+        words_seen.update(words)
+    keys.extend(("token", word) for word in sorted(words_seen))
+    return KEY_SEP.join(dict.fromkeys(_encoded(kind, key) for kind, key in keys))
+
+
+def unit_point(unit: Mapping[str, Any],
+               geocode: Mapping[str, Any] | None = None) -> tuple[float, float] | None:
+    """Where a unit is: its geocode when it has a valid one, else its own coordinates."""
+    point = valid_point(geocode.get("lat"), geocode.get("lon")) if geocode else None
+    return point if point is not None else valid_point(unit.get("lat"), unit.get("lon"))
+
+
 @dataclass
 class CandidateSet:
     """The result of blocking: prepared candidate units and, per place, who to compare."""
@@ -144,14 +233,11 @@ class Blocker:
         lats = [p[0] for place in places for p in place.points]
         self.lat0 = sum(lats) / len(lats) if lats else 50.85
         self.m_per_deg_lon = M_PER_DEG * math.cos(math.radians(self.lat0))
-        self.cells: dict[tuple[int, int], list[tuple[int, float, float, int]]] = {}
+        self.cells: dict[tuple[int, int], list[tuple[int, float, float]]] = {}
         self.place_postcodes: set[str] = set()
         self.near_keep: list[int] = [config.max_nearest] * len(places)
-        self.key_words: set[str] = set(FUNCTION_WORDS) | set(LEGAL_FORMS)
-        self.place_streets: set[tuple[str, str]] = set()
         for i, place in enumerate(places):
             self._index_place(i, place)
-        self.token_words: frozenset[str] = frozenset(self.index["token"])
         # Units reviewers named ("registered under N") are always candidates of their place.
         by_id = {place.id: i for i, place in enumerate(places)}
         for pid, number in (known or {}).items():
@@ -164,6 +250,13 @@ class Blocker:
                        if points else (0.0, 0.0, -1.0, -1.0))
         self.sample_size = sample_size
         self.seed = seed
+        # The place-side keys in the units' encoding: one set intersection per unit finds
+        # its hits (and its postcodes that some place has, for the local keys).
+        self.wanted: dict[str, tuple[str, Any]] = {
+            _encoded(kind, key): (kind, key)
+            for kind, keys in self.index.items() if kind != "local" for key in keys}
+        self.wanted.update((_encoded("postcode", pc), ("postcode", pc))
+                           for pc in self.place_postcodes)
         self._start_scan()
         self._limits = {
             "verdict": config.max_units_per_enterprise,
@@ -178,23 +271,20 @@ class Blocker:
         """The unit side: empty until units are offered."""
         # Buckets: kind -> key -> unit slots; None once the key has overflowed.
         self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
-        # Near: each place keeps its nearest units in a max-heap of
-        # (-squared distance, -position, slot): the nearest win, and of two units at the
-        # same distance the one earlier in the register, however the scan was split.
-        self.near: list[list[tuple[float, int, int]]] = [[] for _ in self.places]
-        self.retained: list[Mapping[str, Any] | UnitRecord] = []
+        # Near: (place, squared distance, position, unit id) of each place's nearest
+        # units so far, in parts pruned as they come (see `_nearest`).
+        self.near: list[NearParts] = []
+        self.retained: list[str] = []   # unit ids, by slot
         self.positions: list[int] = []  # of the retained units in the register
-        self.geocodes: list[Mapping[str, Any] | None] = []
         self.scanned = 0
         self.token_df: dict[str, int] = {}
         # A uniform sample of the register for random pairs: the units whose hashed id is
         # among the `sample_size` smallest (a "bottom-k" sample: the same units whatever
         # the order of the register or how its scan is split between processes).
-        self.sample: list[tuple[int, str, Mapping[str, Any] | UnitRecord,
-                                Mapping[str, Any] | None]] = []
+        self.sample: list[tuple[int, str, int]] = []  # (-hash, unit id, position)
         # Units within the places' extent, waiting for their distances to be computed in
-        # one batch: (unit, geocode, position, slot or -1), latitudes, longitudes.
-        self._pending: list[tuple[Mapping[str, Any], Mapping[str, Any] | None, int, int]] = []
+        # one batch: (unit id, position, slot or -1), latitudes, longitudes.
+        self._pending: list[tuple[str, int, int]] = []
         self._pending_lat: list[float] = []
         self._pending_lon: list[float] = []
 
@@ -229,7 +319,6 @@ class Blocker:
         for addr in place.addresses:
             if not addr.core or not addr.postcode:
                 continue
-            self.place_streets.add((addr.postcode, addr.core))
             for n in _numbers(addr.lo, addr.hi):
                 self._add("address", (addr.postcode, addr.core, n), i)
             if addr.lo is None:
@@ -239,7 +328,6 @@ class Blocker:
             key = name_key(full.split())
             if key:
                 self._add("name", key, i)
-                self.key_words.update(key.split())
         for token in sorted(place.names.tokens):
             if len(token) < min_len:
                 continue
@@ -257,7 +345,7 @@ class Blocker:
             cy, cx = self._cell(lat, lon)
             for dy in (-1, 0, 1):
                 for dx in (-1, 0, 1):
-                    self.cells.setdefault((cy + dy, cx + dx), []).append((i, lat, lon, keep))
+                    self.cells.setdefault((cy + dy, cx + dx), []).append((i, lat, lon))
 
     # ------------------------------------------------------------------ units
 
@@ -276,182 +364,98 @@ class Blocker:
         bucket.append(slot)
         return True
 
-    def _postcode(self, value: Any) -> str | None:
-        if not value:
-            return None
-        text = str(value)
-        if len(text) == 4 and text.isdigit():  # the register's usual form: no work to do
-            return text
-        return normalize_postcode(text, self.country)
+    def offer_row(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None,
+                  position: int | None = None) -> None:
+        """Offer a register-unit row as it is (its keys computed here; see `offer`)."""
+        self.offer(unit_keys(unit, self.country), str(unit.get("unit_id")),
+                   unit_point(unit, geocode), position)
 
-    def offer(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None,
+    def offer(self, keys: str, unit_id: str, point: tuple[float, float] | None,
               position: int | None = None) -> None:
-        """Look one register unit up under each of its keys; keep it if any key hits.
+        """Look one register unit up under each of its keys (`unit_keys`); keep it if any
+        key hits or if it is among some place's nearest units.
 
-        `position` is the unit's place in the register (its rowid; default: the order of
-        offering), which breaks ties the same way whichever process scanned it.
+        `position` is the unit's place in the register (default: the order of offering),
+        which breaks ties the same way whichever process scanned it.
 
-        Written for speed (it runs once per unit of a national register): every lookup is
-        a set or dict membership test, and a unit's costly parts (names, streets) are only
-        looked at when some place could share them.
+        Written for speed (it runs once per unit of a national register): one set
+        intersection finds the unit's keys that some place shares.
         """
         pos = self.scanned if position is None else position
         self.scanned += 1
         if self.sample_size:
-            uid = str(unit.get("unit_id"))
-            h = zlib.crc32(f"{self.seed}:{uid}".encode())
+            h = zlib.crc32(f"{self.seed}:{unit_id}".encode())
             if len(self.sample) < self.sample_size:
-                heapq.heappush(self.sample, (-h, uid, unit, geocode))
+                heapq.heappush(self.sample, (-h, unit_id, pos))
             elif -self.sample[0][0] > h:
-                heapq.heapreplace(self.sample, (-h, uid, unit, geocode))
+                heapq.heapreplace(self.sample, (-h, unit_id, pos))
         slot = len(self.retained)
-        index = self.index
-        hits: list[tuple[str, Any]] = []
-        number = unit.get("enterprise_number")
-        if number:
-            key = str(number).replace(".", "")
-            if key in index["vat"]:
-                hits.append(("vat", key))
-        if index["verdict"]:
-            for value in (unit.get("unit_id"), number):
-                if value and _digits(str(value)) in index["verdict"]:
-                    hits.append(("verdict", _digits(str(value))))
-        phones = unit.get("phones")
-        if phones and index["phone"]:
-            for phone in json_strings(phones):
-                if phone in index["phone"]:
-                    hits.append(("phone", phone))
-        if index["domain"]:
-            for column in ("websites", "emails"):
-                values = unit.get(column)
-                if values:
-                    for value in json_strings(values):
-                        for cand in _domain_candidates(value):
-                            if cand in index["domain"]:
-                                hits.append(("domain", cand))
-        place_postcodes = self.place_postcodes
-        pc = self._postcode(unit.get("postcode"))
-        seat_pc = self._postcode(unit.get("seat_postcode"))
-        postcodes = [p for p in (pc, seat_pc) if p and p in place_postcodes]
-        if postcodes:
-            self._address_hits(unit, pc, seat_pc, hits)
-        texts = name_texts(unit.get("names"))
-        if texts:
-            self._name_hits(texts, postcodes, hits)
         kept = False
-        if hits:
-            for kind, key in dict.fromkeys(hits):  # each key once, in order
-                kept = self._hit(kind, key, slot) or kept
-        if kept:
-            self._retain(unit, geocode, pos)
-        point = None
-        if geocode:
-            point = valid_point(geocode.get("lat"), geocode.get("lon"))
-        if point is None:
-            lat, lon = unit.get("lat"), unit.get("lon")
-            if type(lat) is float and type(lon) is float:  # the usual case, checked inline
-                # (NaN fails the range test, as in valid_point)
-                if -90 <= lat <= 90 and -180 <= lon <= 180 and (lat or lon):
-                    point = (lat, lon)
-            else:
-                point = valid_point(lat, lon)
+        found = self.wanted.keys() & keys.split(KEY_SEP)
+        if found:
+            wanted, hit = self.wanted, self._hit
+            words: list[str] = []
+            postcodes: list[str] = []
+            for encoded in found:
+                kind, key = wanted[encoded]
+                if kind == "token":
+                    words.append(key)
+                elif kind == "postcode":
+                    postcodes.append(key)
+                else:
+                    kept = hit(kind, key, slot) or kept
+            if words:
+                df, local = self.token_df, self.index["local"]
+                for word in words:
+                    df[word] = df.get(word, 0) + 1  # counted even once too common
+                    kept = hit("token", word, slot) or kept
+                    for code in postcodes:
+                        if (code, word) in local:
+                            kept = hit("local", (code, word), slot) or kept
+            if kept:
+                self._retain(unit_id, pos)
         if point is not None:
             lat, lon = point
             south, west, north, east = self.extent
             if south <= lat <= north and west <= lon <= east:  # else far from every place
-                self._pending.append((unit, geocode, pos, slot if kept else -1))
+                self._pending.append((unit_id, pos, slot if kept else -1))
                 self._pending_lat.append(lat)
                 self._pending_lon.append(lon)
                 if len(self._pending) >= NEAR_BATCH:
                     self._offer_near()
 
-    def _retain(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None,
-                pos: int) -> int:
-        self.retained.append(unit)
-        self.geocodes.append(geocode)
+    def _retain(self, unit_id: str, pos: int) -> int:
+        self.retained.append(unit_id)
         self.positions.append(pos)
         return len(self.retained) - 1
 
-    _STREET_COLUMNS = (("", ("street_fr", "street_nl"), "house_number"),
-                       ("seat_", ("seat_street_fr", "seat_street_nl"), "seat_house_number"))
-
-    def _address_hits(self, unit: Mapping[str, Any], pc: str | None, seat_pc: str | None,
-                      hits: list[tuple[str, Any]]) -> None:
-        """The door and street keys of a unit in a postcode some place has."""
-        index, place_streets = self.index, self.place_streets
-        for code, (_prefix, street_columns, number_column) in zip(
-                (pc, seat_pc), self._STREET_COLUMNS, strict=True):
-            if not code or code not in self.place_postcodes:
-                continue
-            for column in street_columns:
-                street = unit.get(column)
-                if not street:
-                    continue
-                core = street_core(street)
-                if (code, core) not in place_streets:
-                    continue
-                if (code, core) in index["street"]:
-                    hits.append(("street", (code, core)))
-                number_text = unit.get(number_column)
-                if number_text:
-                    lo, hi, _ = parse_house_number(str(number_text))
-                    for n in _numbers(lo, hi):
-                        if (code, core, n) in index["address"]:
-                            hits.append(("address", (code, core, n)))
-
-    def _name_hits(self, texts: list[str], postcodes: list[str],
-                   hits: list[tuple[str, Any]]) -> None:
-        """The whole-name, name-word and local name-word keys of a unit's names."""
-        index, key_words = self.index, self.key_words
-        words_seen: set[str] = set()
-        for text in texts:
-            words = quick_tokens(text)
-            # A whole-name key can only match when every word is one some place uses.
-            if key_words.issuperset(words):
-                key = name_key(words)
-                if key in index["name"]:
-                    hits.append(("name", key))
-            words_seen.update(words)
-        common = words_seen & self.token_words  # set & set: walks the smaller one
-        if not common:
-            return
-        df, local = self.token_df, index["local"]
-        for word in sorted(common):
-            df[word] = df.get(word, 0) + 1  # counted even once too common
-            hits.append(("token", word))
-            for code in postcodes:
-                if (code, word) in local:
-                    hits.append(("local", (code, word)))
-
-    def _cell_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], list[int]]:
+    def _cell_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The places' cells as arrays sorted by cell (each cell's entries in the order
-        they were filed): cell keys, latitudes, longitudes; place indexes, keep counts."""
+        they were filed): cell keys, latitudes, longitudes, place indexes."""
         cached = getattr(self, "_cells_sorted", None)
         if cached is None:
             keys: list[int] = []
             lats: list[float] = []
             lons: list[float] = []
             owners: list[int] = []
-            keeps: list[int] = []
             for (cy, cx), entries in sorted(self.cells.items()):
-                for i, plat, plon, keep in entries:
+                for i, plat, plon in entries:
                     keys.append(cy * _CELL_SPAN + cx)
                     lats.append(plat)
                     lons.append(plon)
                     owners.append(i)
-                    keeps.append(keep)
             cached = (np.array(keys, dtype=np.int64), np.array(lats, dtype=np.float64),
-                      np.array(lons, dtype=np.float64), owners, keeps)
+                      np.array(lons, dtype=np.float64), np.array(owners, dtype=np.int64))
             self._cells_sorted = cached
         return cached
 
     def _offer_near(self) -> None:
         """The pending units' distances to the places around their cell, in one batch;
-        each place keeps its nearest (a unit that enters a place's heap is retained)."""
+        only each place's nearest of them are kept (see `_nearest`)."""
         pending = self._pending
         if not pending:
             return
-        ekey, elat, elon, owners, keeps = self._cell_arrays()
+        ekey, elat, elon, owners = self._cell_arrays()
         ulat = np.array(self._pending_lat, dtype=np.float64)
         ulon = np.array(self._pending_lon, dtype=np.float64)
         self._pending, self._pending_lat, self._pending_lon = [], [], []
@@ -470,70 +474,73 @@ class Blocker:
         dx = (ulon[uidx] - elon[eidx]) * m_lon
         d2 = dx * dx + dy * dy
         within = np.flatnonzero(d2 <= self.config.max_distance_m ** 2)
-        near = self.near
-        slots = [entry[3] for entry in pending]
-        for u, e, dist2 in zip(uidx[within].tolist(), eidx[within].tolist(),
-                               d2[within].tolist(), strict=True):
-            unit, geocode, pos, _slot = pending[u]
-            heap = near[owners[e]]
-            if len(heap) < keeps[e]:
-                push = heapq.heappush
-            elif heap[0][:2] < (-dist2, -pos):
-                push = heapq.heapreplace
-            else:
-                continue
-            slot = slots[u]
-            if slot < 0:
-                slot = slots[u] = self._retain(unit, geocode, pos)
-            push(heap, (-dist2, -pos, slot))
+        if not len(within):
+            return
+        uidx = uidx[within]
+        positions = np.array([pos for _uid, pos, _slot in pending], dtype=np.int64)
+        self.near.append(self._nearest((owners[eidx[within]], d2[within], positions[uidx],
+                                        [pending[u][0] for u in uidx.tolist()])))
+        if len(self.near) >= NEAR_PARTS:
+            self.near = [self._nearest(_concat(self.near))]
+
+    def _nearest(self, found: NearParts) -> NearParts:
+        """Of (place, squared distance, position, unit id) entries, each place's
+        `near_keep` nearest units: the nearest win and, of two units at the same distance,
+        the one earlier in the register (however the scan was split); a unit near two of a
+        place's points counts once, at its nearest."""
+        owner, d2, pos, uids = found
+        if not len(owner):
+            return found
+        # one entry per (place, unit): its smallest distance
+        order = np.lexsort((d2, pos, owner))
+        o, p = owner[order], pos[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (o[1:] != o[:-1]) | (p[1:] != p[:-1])
+        order = order[first]
+        # each place's nearest, ties to the earlier unit
+        order = order[np.lexsort((pos[order], d2[order], owner[order]))]
+        o = owner[order]
+        starts = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
+        rank = np.arange(len(o)) - np.repeat(starts, np.diff(np.r_[starts, len(o)]))
+        order = order[rank < self._keep_array()[o]]
+        return owner[order], d2[order], pos[order], [uids[k] for k in order.tolist()]
+
+    def _keep_array(self) -> np.ndarray:
+        cached = getattr(self, "_keeps", None)
+        if cached is None or len(cached) != len(self.near_keep):
+            cached = self._keeps = np.array(self.near_keep, dtype=np.int64)
+        return cached
 
     # ------------------------------------------------------------------ parallel scans
 
     def partial(self) -> dict[str, Any]:
         """What this blocker found, to be merged with other processes' (`absorb`).
 
-        Only the units that a key or a neighbourhood still points at travel, as read
-        (preparing them here would prepare many that the merge drops, and prepared
-        records cost more to send than to make). Their positions in the register travel
-        with them: ties are broken by position, never by which process found a unit."""
+        Only the ids of the units that a key or a neighbourhood still points at travel;
+        their positions in the register travel with them: ties are broken by position,
+        never by which process found a unit."""
         self._offer_near()
         used: set[int] = set()
         for keys in self.buckets.values():
             for bucket in keys.values():
                 if bucket:
                     used.update(bucket)
-        for heap in self.near:
-            used.update(entry[2] for entry in heap)
         order = sorted(used)
         renumber = {slot: k for k, slot in enumerate(order)}
         buckets = {kind: {key: None if bucket is None else [renumber[s] for s in bucket]
                           for key, bucket in keys.items()}
                    for kind, keys in self.buckets.items()}
-        # renumbering keeps the order of slots, so every heap stays a heap
-        near = [[(negd, negpos, renumber[slot]) for negd, negpos, slot in heap]
-                for heap in self.near]
+        near = self._nearest(_concat(self.near))
         return {"buckets": buckets, "near": near, "token_df": self.token_df,
                 "retained": [self.retained[slot] for slot in order],
                 "positions": [self.positions[slot] for slot in order],
-                "geocodes": [self.geocodes[slot] for slot in order], "scanned": self.scanned,
-                "sample": self.sample}  # raw: only the merged sample is prepared
-
-    def _record(self, unit: Mapping[str, Any] | UnitRecord,
-                geocode: Mapping[str, Any] | None) -> UnitRecord:
-        if isinstance(unit, UnitRecord):
-            return unit  # prepared by the process that scanned it
-        return prepare_unit(unit, country=self.country, geocode=geocode)
-
-    def _prepare_all(self, todo: Sequence[tuple[Mapping[str, Any] | UnitRecord,
-                                                 Mapping[str, Any] | None]]) -> list[UnitRecord]:
-        return [self._record(unit, geocode) for unit, geocode in todo]
+                "scanned": self.scanned, "sample": self.sample}
 
     def absorb(self, part: Mapping[str, Any]) -> None:
         """Add another process's `partial()` scan of other units, as if offered here."""
         self._offer_near()
         offset = len(self.retained)
         self.retained.extend(part["retained"])
-        self.geocodes.extend(part["geocodes"])
         self.positions.extend(part["positions"])
         self.scanned += part["scanned"]
         for kind, keys in part["buckets"].items():
@@ -546,13 +553,8 @@ class Blocker:
                     continue
                 merged = (mine.get(key) or []) + [slot + offset for slot in bucket]
                 mine[key] = None if len(merged) > limit else merged
-        for i, heap in enumerate(part["near"]):
-            if heap:
-                both = self.near[i] + [(negd, negpos, slot + offset)
-                                       for negd, negpos, slot in heap]
-                # the nearest, ties to the earlier unit: what one process would have kept
-                self.near[i] = heapq.nlargest(self.near_keep[i], both)
-                heapq.heapify(self.near[i])
+        # the nearest, ties to the earlier unit: what one process would have kept
+        self.near = [self._nearest(_concat([*self.near, part["near"]]))]
         for word, n in part["token_df"].items():
             self.token_df[word] = self.token_df.get(word, 0) + n
         for entry in part["sample"]:
@@ -563,9 +565,10 @@ class Blocker:
 
     # ------------------------------------------------------------------ result
 
-    def finish(self, prepare_many: PrepareMany | None = None) -> CandidateSet:
-        """The candidates. `prepare_many` prepares the chosen units (and the sample) for
-        comparison, e.g. in several processes; by default here, one by one."""
+    def finish(self, prepare_many: PrepareMany) -> CandidateSet:
+        """The candidates. `prepare_many` reads and prepares the chosen units (and the
+        sample) for comparison, given their (position, unit id), e.g. in several
+        processes (see `prepare_rows` for units held in memory)."""
         self._offer_near()
         per_place: list[dict[int, int]] = [{} for _ in self.places]
         stats: dict[str, dict[str, int]] = {}
@@ -583,11 +586,15 @@ class Blocker:
                         cand[slot] = cand.get(slot, 0) | bit
                         pairs += 1
             stats[kind] = {"keys": used, "dropped_common_keys": dropped, "pairs": pairs}
-        near_pairs = 0
-        for i, heap in enumerate(self.near):
-            for _negd, _negpos, slot in heap:
-                per_place[i][slot] = per_place[i].get(slot, 0) | KIND_BIT["near"]
-                near_pairs += 1
+        owner, _d2, pos, uids = self._nearest(_concat(self.near))
+        slot_of = {p: slot for slot, p in enumerate(self.positions)}
+        near_bit = KIND_BIT["near"]
+        for i, p, uid in zip(owner.tolist(), pos.tolist(), uids, strict=True):
+            slot = slot_of.get(p)
+            if slot is None:
+                slot = slot_of[p] = self._retain(uid, p)
+            per_place[i][slot] = per_place[i].get(slot, 0) | near_bit
+        near_pairs = len(uids)
         stats["near"] = {"keys": len(self.cells), "dropped_common_keys": 0, "pairs": near_pairs}
         # Keep the best-supported candidates when a place has too many: more kinds of
         # key first, then the stronger kinds (lower bit = stronger, see KINDS).
@@ -610,9 +617,9 @@ class Blocker:
             pairs_out.append(out)
         chosen = sorted(used_slots, key=used_slots.__getitem__)  # in unit index order
         sampled = sorted(self.sample, key=lambda e: (-e[0], e[1]))
-        todo = [(self.retained[slot], self.geocodes[slot]) for slot in chosen] + \
-            [(u, g) for _h, _uid, u, g in sampled]
-        prepared = (prepare_many or self._prepare_all)(todo)
+        todo = [(self.positions[slot], self.retained[slot]) for slot in chosen] + \
+            [(pos, uid) for _h, uid, pos in sampled]
+        prepared = prepare_many(todo)
         units, sample = prepared[:len(chosen)], prepared[len(chosen):]
         return CandidateSet(units=units, pairs=pairs_out,
                             units_scanned=self.scanned, stats=stats,
@@ -620,12 +627,36 @@ class Blocker:
                             token_df=dict(self.token_df))
 
 
-# Prepares (register unit row or record, geocode) pairs for comparison, in order.
-PrepareMany = Callable[[Sequence[tuple[Any, Mapping[str, Any] | None]]], list[UnitRecord]]
+# (place index, squared distance in m², position in the register, unit id) arrays
+NearParts = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
+NEAR_PARTS = 16  # batches of near units kept before they are pruned together
+
+
+def _concat(parts: Sequence[NearParts]) -> NearParts:
+    if not parts:
+        return (np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int64), [])
+    if len(parts) == 1:
+        return parts[0]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), [u for p in parts for u in p[3]])
+
+
+# Reads and prepares units for comparison, given their (position, unit id), in order.
+PrepareMany = Callable[[Sequence[tuple[int, str]]], list[UnitRecord]]
 
 
 def _strength(mask: int) -> int:
     return (mask & -mask).bit_length()  # position of the strongest (lowest) bit
+
+
+def prepare_rows(units: Sequence[Mapping[str, Any]], *, country: str = "BE",
+                 geocodes: Mapping[str, Mapping[str, Any]] | None = None) -> PrepareMany:
+    """`finish`'s preparation for units held in memory: position = index in `units`."""
+    def prepare(todo: Sequence[tuple[int, str]]) -> list[UnitRecord]:
+        return [prepare_unit(units[pos], country=country,
+                             geocode=geocodes.get(uid) if geocodes else None)
+                for pos, uid in todo]
+    return prepare
 
 
 def block(places: Sequence[PlaceRecord], units: Iterable[Mapping[str, Any]],
@@ -633,12 +664,14 @@ def block(places: Sequence[PlaceRecord], units: Iterable[Mapping[str, Any]],
           geocodes: Mapping[str, Mapping[str, Any]] | None = None,
           sample_size: int = 2000, seed: int = 0,
           known: Mapping[str, str] | None = None) -> CandidateSet:
-    """Candidates for every place from one pass over `units` (register-unit dicts).
+    """Candidates for every place from one pass over `units` (register-unit dicts held in
+    memory; the store's register is scanned through its stored keys, see store_io.py).
 
     `geocodes` maps unit_id -> {lat, lon}; a unit's own lat/lon is used when absent.
     """
+    rows = list(units)
     blocker = Blocker(places, config, country, sample_size=sample_size, seed=seed,
                       known=known)
-    for unit in units:
-        blocker.offer(unit, geocodes.get(str(unit.get("unit_id"))) if geocodes else None)
-    return blocker.finish()
+    for unit in rows:
+        blocker.offer_row(unit, geocodes.get(str(unit.get("unit_id"))) if geocodes else None)
+    return blocker.finish(prepare_rows(rows, country=country, geocodes=geocodes))

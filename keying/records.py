@@ -473,13 +473,8 @@ def prepare_unit(unit: Mapping[str, Any], *, country: str = "BE",
         seat = ()
     own = {(a.core, a.lo, a.postcode) for a in addresses}
     seat = tuple(a for a in seat if (a.core, a.lo, a.postcode) not in own)
-    points = []
-    for lat, lon in ((geocode or {}).get("lat"), (geocode or {}).get("lon")), (
-            unit.get("lat"), unit.get("lon")):
-        p = valid_point(lat, lon)
-        if p and p not in points:
-            points.append(p)
-    return UnitRecord(
+    point = valid_point(unit.get("lat"), unit.get("lon"))
+    record = UnitRecord(
         unit_id=str(unit["unit_id"]),
         enterprise_number=(str(unit["enterprise_number"]).replace(".", "")
                            if unit.get("enterprise_number") else None),
@@ -488,6 +483,47 @@ def prepare_unit(unit: Mapping[str, Any], *, country: str = "BE",
         phones=_phones(json_strings(unit.get("phones")), country),
         domains=_domains(json_strings(unit.get("websites")), frozenset())
         | _email_domains(json_strings(unit.get("emails"))),
-        points=tuple(points), horeca=_horeca(unit),
+        points=(point,) if point else (), horeca=_horeca(unit),
         trade_name_known=_trade_name_in(entries),
         natural_person=bool(unit.get("natural_person")))
+    return with_geocode(record, geocode)
+
+
+def with_geocode(record: UnitRecord, geocode: Mapping[str, Any] | None) -> UnitRecord:
+    """The unit with its geocoded position first among its points (its own coordinates,
+    when they differ, after it)."""
+    point = valid_point(geocode.get("lat"), geocode.get("lon")) if geocode else None
+    if point is None:
+        return record
+    return replace(record, points=(point, *(p for p in record.points if p != point)))
+
+
+# A prepared unit as JSON, so that a keying run can keep the units it prepared for the
+# next run (keying/register_keys.py): plain lists, sets sorted, in field order.
+
+def _address_values(a: Address) -> list[Any]:
+    return [a.street, a.core, a.lo, a.hi, a.suffix, a.postcode, a.seat]
+
+
+def unit_record_json(record: UnitRecord) -> str:
+    n = record.names
+    return json.dumps([
+        record.unit_id, record.enterprise_number,
+        [n.display, n.full, n.informative, sorted(n.tokens), [sorted(k) for k in n.kinds]],
+        [_address_values(a) for a in record.addresses],
+        [_address_values(a) for a in record.seat_addresses],
+        sorted(record.phones), sorted(record.domains), record.points, record.horeca,
+        record.natural_person, record.trade_name_known], ensure_ascii=False)
+
+
+def unit_record_from_json(text: str) -> UnitRecord:
+    """The inverse of `unit_record_json`: an equal record."""
+    (unit_id, enterprise, (display, full, informative, tokens, kinds), addresses, seat,
+     phones, domains, points, horeca, natural_person, trade_name_known) = json.loads(text)
+    return UnitRecord(
+        unit_id, enterprise,
+        Names(tuple(display), tuple(full), tuple(informative), frozenset(tokens),
+              tuple(frozenset(k) for k in kinds)),
+        tuple(Address(*a) for a in addresses), tuple(Address(*a) for a in seat),
+        frozenset(phones), frozenset(domains), tuple(tuple(p) for p in points), horeca,
+        natural_person, trade_name_known)

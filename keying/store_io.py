@@ -16,7 +16,7 @@ import os
 import resource
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,17 @@ from horeca.keying.engine import (
     key_places,
     random_gamma,
 )
-from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing, prepare_unit
+from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing
+from horeca.keying.register_keys import (
+    TRUSTED_POSITION,
+    can_fork,
+    db_file,
+    ensure_unit_keys,
+    id_range,
+    offer_keys,
+    prepare_units,
+    prepared_json,
+)
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
@@ -108,11 +118,6 @@ def load_listings(db: sqlite_utils.Database, region: Region | None = None,
     return listings, geocodes
 
 
-# Only a geocode at house-number precision is a position of the premises: a street or
-# postcode centroid would make two businesses in the same postcode grade as "same place".
-TRUSTED_POSITION = "precision = 'house_number'"
-
-
 def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
     row = db.execute("SELECT id FROM register_snapshots WHERE region = ? AND status = 'active' "
                      "ORDER BY id DESC LIMIT 1", [region_key]).fetchone()
@@ -126,45 +131,7 @@ def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
     return int(row[0])
 
 
-# The register columns keying reads (blocking and comparison); the others stay on disk.
-UNIT_FIELDS = ("unit_id", "enterprise_number", "names", "street_fr", "street_nl",
-               "house_number", "postcode", "seat_street_fr", "seat_street_nl",
-               "seat_house_number", "seat_postcode", "phones", "websites", "emails", "nace",
-               "horeca", "natural_person", "lat", "lon")
-
-
-def iter_register(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: int,
-                  rowids: tuple[int, int] | None = None) -> Iterator[dict[str, Any]]:
-    """Every unit of a snapshot (the columns keying reads, and its `rowid`: its place in
-    the register), geocoded coordinates in lat/lon when there are some; `rowids` =
-    (first, last) limits it to a slice of the table. Streams: a national register never
-    sits in memory."""
-    conn = db.conn if isinstance(db, sqlite_utils.Database) else db
-    columns = ", ".join(f"u.{c}" for c in ("rowid", *UNIT_FIELDS))
-    geocoded = conn.execute("SELECT 1 FROM entity_geocodes WHERE entity_kind = 'unit' "
-                            "AND lat IS NOT NULL LIMIT 1").fetchone() is not None
-    where, params = "u.snapshot_id = ?", [snapshot_id]
-    if rowids is not None:
-        # in rowid order, read straight from the table ("+" keeps SQLite from walking the
-        # snapshot's postcode index instead, which visits rows in postcode order)
-        where = "u.rowid BETWEEN ? AND ? AND +u.snapshot_id = ?"
-        params = [*rowids, snapshot_id]
-    if geocoded:
-        sql = (f"SELECT {columns}, e.lat, e.lon FROM register_units u "
-               "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' "
-               f"AND e.entity_id = u.unit_id AND e.lat IS NOT NULL AND e.{TRUSTED_POSITION} "
-               f"WHERE {where}")
-    else:
-        sql = f"SELECT {columns} FROM register_units u WHERE {where}"
-    names = ("rowid", *UNIT_FIELDS)
-    for values in conn.execute(sql, params):
-        row = dict(zip(names, values, strict=False))
-        if geocoded and values[-2] is not None:
-            row["lat"], row["lon"] = values[-2], values[-1]
-        yield row
-
-
-# Parallel scan: the places and settings reach the worker processes by fork, not pickle.
+# Parallel work: the places and settings reach the worker processes by fork, not pickle.
 _SHARED: dict[str, Any] = {}
 PARALLEL_MIN_UNITS = 100_000  # below this, starting processes costs more than it saves
 SLICES_PER_WORKER = 16
@@ -175,44 +142,45 @@ def _scan_slices(task: tuple[str, int, list[tuple[int, int]]]) -> dict[str, Any]
     blocker = _SHARED["blocker"].fresh()
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        for first, last in ranges:
-            for unit in iter_register(conn, snapshot_id, (first, last)):
-                blocker.offer(unit, position=unit["rowid"])
+        for ids in ranges:
+            offer_keys(blocker, conn, snapshot_id, ids)
     finally:
         conn.close()
     return blocker.partial()
 
 
-def _db_file(db: sqlite_utils.Database) -> str | None:
-    row = db.conn.execute("PRAGMA database_list").fetchone()
-    return row[2] if row and row[2] else None
+def _workers(config: KeyingConfig) -> int:
+    return config.blocking.workers or os.cpu_count() or 1
 
 
 def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[PlaceRecord],
                   config: KeyingConfig, total_units: int,
                   progress: Progress | None = None,
                   known: Mapping[str, str] | None = None) -> CandidateSet:
-    """Blocking over the snapshot: in one process, or split by rowid over several
-    (`[keying.blocking] workers`) when the register is large. Same candidates either way."""
-    workers = config.blocking.workers or os.cpu_count() or 1
-    path = _db_file(db)
-    lo, hi = db.execute("SELECT min(rowid), max(rowid) FROM register_units "
-                        "WHERE snapshot_id = ?", [snapshot_id]).fetchone()
-    if lo is None:
-        lo = hi = 0
-    if workers > 1 and total_units >= PARALLEL_MIN_UNITS and path \
-            and "fork" in multiprocessing.get_all_start_methods():
+    """Blocking over the snapshot's stored keys (see register_keys.py): in one process, or
+    split over several (`[keying.blocking] workers`) when the register is large. Same
+    candidates either way."""
+    workers = _workers(config)
+    path = db_file(db)
+    template = Blocker(places, config.blocking, config.country,
+                       sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                       known=known)
+    lo, hi = id_range(db, snapshot_id) or (0, -1)
+
+    def prepare(todo: Sequence[tuple[int, str]]) -> list[UnitRecord]:
+        return prepare_units(db, snapshot_id, todo, config.country, prepare_json=lambda ids:
+                             prepare_in_parallel(db, snapshot_id, ids, country=config.country,
+                                                 workers=workers))
+
+    if workers > 1 and total_units >= PARALLEL_MIN_UNITS and path and can_fork():
         # Each process takes every n-th of many slices of the table: units differ in cost
-        # (those near places, with several names, cost more) and cluster by rowid, so
+        # (those near places, with several names, cost more) and cluster by id, so
         # halves would leave one process waiting for the other.
         slices = workers * SLICES_PER_WORKER
         step = (hi - lo) // slices + 1
         ranges = [(lo + k * step, min(hi, lo + (k + 1) * step - 1))
                   for k in range(slices) if lo + k * step <= hi]
         tasks = [(path, snapshot_id, ranges[w::workers]) for w in range(workers)]
-        template = Blocker(places, config.blocking, config.country,
-                           sample_size=config.scoring.sample_units, seed=config.scoring.seed,
-                           known=known)
         _SHARED["blocker"] = template
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -224,45 +192,41 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
             blocker.absorb(part)
         if progress:
             progress("register", total_units, total_units)
-        return blocker.finish(
-            lambda todo: prepare_in_parallel(todo, country=config.country, workers=workers))
+        return blocker.finish(prepare)
 
-    blocker = Blocker(places, config.blocking, config.country,
-                      sample_size=config.scoring.sample_units, seed=config.scoring.seed,
-                      known=known)
-    for k, unit in enumerate(iter_register(db, snapshot_id, (lo, hi)), 1):
-        if progress and k % 20_000 == 0:
-            progress("register", k, total_units)
-        blocker.offer(unit, position=unit["rowid"])
-    return blocker.finish()
+    blocker = template
+    step = 20_000
+    for first in range(lo, hi + 1, step):
+        offer_keys(blocker, db, snapshot_id, (first, min(hi, first + step - 1)))
+        if progress:
+            progress("register", min(total_units, blocker.scanned), total_units)
+    return blocker.finish(prepare)
 
 
 PARALLEL_MIN_PREPARE = 5_000  # units; fewer are prepared in this process
 
 
-def _prepare_slice(task: tuple[int, int]) -> list[UnitRecord]:
+def _prepare_slice(task: tuple[int, int]) -> list[str]:
     lo, hi = task
-    todo, country = _SHARED["todo"], _SHARED["country"]
-    return [unit if isinstance(unit, UnitRecord) else
-            prepare_unit(unit, country=country, geocode=geocode)
-            for unit, geocode in todo[lo:hi]]
+    path, snapshot_id = _SHARED["path"], _SHARED["snapshot"]
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return prepared_json(conn, snapshot_id, _SHARED["ids"][lo:hi], _SHARED["country"])
+    finally:
+        conn.close()
 
 
-def prepare_in_parallel(todo: Sequence[tuple[Any, Mapping[str, Any] | None]], *,
-                        country: str, workers: int) -> list[UnitRecord]:
-    """Candidate units prepared for comparison by several processes, in order (the
-    preparing costs more than sending a prepared unit back)."""
-    if workers < 2 or len(todo) < PARALLEL_MIN_PREPARE \
-            or "fork" not in multiprocessing.get_all_start_methods():
-        _SHARED.update(todo=todo, country=country)
-        try:
-            return _prepare_slice((0, len(todo)))
-        finally:
-            _SHARED.clear()
-    step = len(todo) // (workers * SLICES_PER_WORKER) + 1
-    tasks = [(lo, min(len(todo), lo + step)) for lo in range(0, len(todo), step)]
-    _SHARED.update(todo=todo, country=country)
-    out: list[UnitRecord] = []
+def prepare_in_parallel(db: sqlite_utils.Database, snapshot_id: int, unit_ids: Sequence[str],
+                        *, country: str, workers: int) -> list[str]:
+    """Units prepared for comparison (as JSON, see `register_keys.prepared_json`) by
+    several processes, in order."""
+    path = db_file(db)
+    if workers < 2 or len(unit_ids) < PARALLEL_MIN_PREPARE or not path or not can_fork():
+        return prepared_json(db, snapshot_id, unit_ids, country)
+    step = len(unit_ids) // (workers * SLICES_PER_WORKER) + 1
+    tasks = [(lo, min(len(unit_ids), lo + step)) for lo in range(0, len(unit_ids), step)]
+    _SHARED.update(ids=unit_ids, country=country, path=path, snapshot=snapshot_id)
+    out: list[str] = []
     try:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             for part in pool.imap(_prepare_slice, tasks):
@@ -291,10 +255,9 @@ def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
                         config: KeyingConfig) -> Compared | None:
     """Every candidate pair and the random pairs compared by several processes (None
     when one is quicker): the same comparisons `key_places` would make itself."""
-    workers = config.blocking.workers or os.cpu_count() or 1
+    workers = _workers(config)
     total = cands.pair_count
-    if workers < 2 or total < PARALLEL_MIN_PAIRS \
-            or "fork" not in multiprocessing.get_all_start_methods():
+    if workers < 2 or total < PARALLEL_MIN_PAIRS or not can_fork():
         return None
     # slices of places with about the same number of pairs; the random pairs first, so
     # that they are done while the parent reads the first slices back
@@ -422,6 +385,12 @@ def _key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | 
 
     labels = review_labels(db, places) if use_verdicts else None
     t0, c0 = time.perf_counter(), _cpu_time()
+    indexed = ensure_unit_keys(db, snapshot_id, config.country, workers=_workers(config),
+                               progress=progress)
+    if indexed:
+        seconds["register_keys"] = time.perf_counter() - t0
+        cpu["register_keys"] = _cpu_time() - c0
+        t0, c0 = time.perf_counter(), _cpu_time()
     cands = scan_register(db, snapshot_id, places, config, total_units, progress,
                           known=labels.registered_under if labels else None)
     seconds["block"] = time.perf_counter() - t0

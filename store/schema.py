@@ -25,6 +25,9 @@ Tables and natural keys (what makes a re-run update rather than duplicate):
 | gazetteer_streets  | (source, seq)                | geocode import-gazetteer        |
 | gazetteer_address_streets | (source, postcode, street_fr, street_nl, street_de) | import-best |
 | gazetteer_addresses| (street_id, house_number)    | geocode import-best             |
+| register_unit_keys | (snapshot_id, unit_id); id = scan order | keying (once per snapshot) |
+| register_unit_records | id (= register_unit_keys.id) | keying (units prepared so far)  |
+| register_key_builds| snapshot_id                  | keying (which snapshots have keys) |
 | places             | id                           | keying (consolidated listings)  |
 | keying_results     | place_id                     | keying                          |
 | verdicts           | (place_id, reviewer, reviewed_at) | review import              |
@@ -338,7 +341,42 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Keying's index of the register (keying/register_keys.py): each unit's blocking
+    keys, computed once per snapshot, and the units keying has prepared for comparison,
+    kept for the next run, so that a run no longer normalises every name and street of
+    the register again."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE register_unit_keys (
+            id INTEGER PRIMARY KEY,    -- the unit's place in the register (scan order, ties)
+            snapshot_id INTEGER NOT NULL,
+            unit_id TEXT NOT NULL,
+            keys TEXT NOT NULL,        -- tab-separated, see keying.blocking.unit_keys
+            lat REAL,                  -- the unit's own coordinates, if the register has any
+            lon REAL
+        );
+        CREATE INDEX register_unit_keys_snapshot ON register_unit_keys (snapshot_id, id);
+        CREATE TABLE register_unit_records (
+            id INTEGER PRIMARY KEY,    -- = register_unit_keys.id
+            snapshot_id INTEGER NOT NULL,
+            record TEXT NOT NULL       -- JSON, see keying.records.unit_record_json
+        );
+        CREATE INDEX register_unit_records_snapshot ON register_unit_records (snapshot_id);
+        CREATE TABLE register_key_builds (
+            snapshot_id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL,        -- fingerprint of the normalising code that wrote them
+            country TEXT NOT NULL,     -- keys depend on the country's postcodes
+            units INTEGER NOT NULL,
+            built_at TEXT NOT NULL,
+            seconds REAL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

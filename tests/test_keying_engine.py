@@ -177,7 +177,7 @@ def test_blocking_finds_by_phone_name_address_and_distance_and_drops_common_keys
 
 
 def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
-    from horeca.keying.blocking import Blocker
+    from horeca.keying.blocking import Blocker, prepare_rows
 
     rows = [listing("gusto:1", "Brasserie du Parc", "Rue de la Loi", "17", lat=50.846),
             listing("gusto:2", "Chez Marcel", None, None, lat=50.8521, phone="+3222222222")]
@@ -195,12 +195,12 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
         b = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
         for positions in slices[first::2]:
             for k in positions:
-                b.offer(units[k], position=k)
+                b.offer_row(units[k], position=k)
         parts.append(b.partial())
     merged = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
     for part in parts:
         merged.absorb(part)
-    split = merged.finish()
+    split = merged.finish(prepare_rows(units))
 
     def found(c):
         return [{(c.units[j].unit_id, mask) for j, mask in pairs} for pairs in c.pairs]
@@ -211,7 +211,7 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
 
 
 def _split_scan(places, units, slice_size: int):
-    from horeca.keying.blocking import Blocker
+    from horeca.keying.blocking import Blocker, prepare_rows
 
     slices = [range(k, min(k + slice_size, len(units)))
               for k in range(0, len(units), slice_size)]
@@ -220,9 +220,9 @@ def _split_scan(places, units, slice_size: int):
         b = Blocker(places, CONFIG.blocking, sample_size=5, seed=5)
         for positions in slices[first::2]:
             for k in positions:
-                b.offer(units[k], position=k)
+                b.offer_row(units[k], position=k)
         merged.absorb(b.partial())
-    return merged.finish()
+    return merged.finish(prepare_rows(units))
 
 
 def test_neighbours_at_the_same_distance_go_to_the_earlier_units_however_the_scan_is_split(
