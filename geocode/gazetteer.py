@@ -50,6 +50,8 @@ from horeca.normalize import (
 from horeca.store import param_batches
 
 Point = tuple[float, float]
+# An address point as the index build reads it: (street id, number, suffix, lat, lon).
+PointRow = tuple[int | None, int, str, float, float]
 
 DEFAULT_FUZZY_CUTOFF = 85.0
 # A fuzzy match on the whole name must also agree on the identity part: "rue de la paix"
@@ -91,8 +93,8 @@ class Street:
     # (number, suffix) -> (sum of lat, sum of lon, count): duplicates are averaged.
     sums: dict[tuple[int, str], tuple[float, float, int]] = field(default_factory=dict,
                                                                   repr=False)
-    # Points given in bulk, each list sorted by (number, suffix) (see `add_sorted_points`).
-    batches: list[list[tuple[int, str, Point]]] = field(default_factory=list, repr=False)
+    # Points read in bulk: lists of PointRow sorted by (number, suffix).
+    batches: list[list[PointRow]] = field(default_factory=list, repr=False)
     lettered: dict[tuple[int, str], Point] = field(default_factory=dict)   # "12A" etc.
     plain: dict[int, Point] = field(default_factory=dict)   # number -> a point, any suffix
     sides: dict[int, tuple[list[int], list[Point]]] = field(default_factory=dict)
@@ -104,27 +106,29 @@ class Street:
         self.sums[key] = (lat, lon, 1) if prev is None else (
             prev[0] + lat, prev[1] + lon, prev[2] + 1)
 
-    def add_sorted_points(self, points: list[tuple[int, str, Point]]) -> None:
-        """Points sorted by (number, suffix), one per pair: the index build's fast path
-        (the usual street has one such list and needs no averaging)."""
-        self.batches.append(points)
+    def add_sorted_points(self, rows: list[PointRow]) -> None:
+        """Rows sorted by (number, suffix): the index build's fast path (the usual street
+        has one such list, with one row per number and suffix)."""
+        self.batches.append(rows)
 
     def finalize(self) -> None:
-        if self.sums or len(self.batches) > 1:
+        if (self.sums or len(self.batches) > 1
+                or (self.batches and not self._index_points(self.batches[0]))):
+            # Slow path: points from several lists or one by one, or a number written
+            # twice ("12a", "12A"): duplicates are averaged.
             for batch in self.batches:
-                for number, suffix, (lat, lon) in batch:
+                for _street_id, number, suffix, lat, lon in batch:
                     self.add_point(number, suffix, lat, lon)
-            self.index_points(sorted(
-                (number, suffix, (a, b) if n == 1 else (a / n, b / n))
+            self._index_points(sorted(
+                (None, number, suffix, *((a, b) if n == 1 else (a / n, b / n)))
                 for (number, suffix), (a, b, n) in self.sums.items()))
-        elif self.batches:
-            self.index_points(self.batches[0])
         self.sums, self.batches = {}, []
         ends = [p for s in self.segments for p in (s.start, s.end)]
         self.center = centroid([*self.plain.values(), *ends])
 
-    def index_points(self, points: Iterable[tuple[int, str, Point]]) -> None:
-        """Index this street's points, given sorted by (number, suffix), one per pair.
+    def _index_points(self, rows: Iterable[PointRow]) -> bool:
+        """Index points sorted by (number, suffix); False, and nothing indexed, when a
+        (number, suffix) comes twice.
 
         A number's plain point is its own, else its first lettered one ("12A" for "12");
         each side of the street (odd, even) keeps its numbers in order for interpolation.
@@ -132,16 +136,23 @@ class Street:
         plain: dict[int, Point] = {}
         lettered: dict[tuple[int, str], Point] = {}
         sides: tuple[tuple[list[int], list[Point]], ...] = (([], []), ([], []))
-        for number, suffix, point in points:
+        for _street_id, number, suffix, lat, lon in rows:
+            point = (lat, lon)
             if suffix:
-                lettered[(number, suffix)] = point
+                key = (number, suffix)
+                if key in lettered:
+                    return False
+                lettered[key] = point
             if number not in plain:   # "" sorts first: a number's own point comes first
                 plain[number] = point
                 numbers, positions = sides[number % 2]
                 numbers.append(number)
                 positions.append(point)
+            elif not suffix:
+                return False
         self.plain, self.lettered = plain, lettered
         self.sides = {side: pair for side, pair in enumerate(sides) if pair[0]}
+        return True
 
     def knows(self, number: int) -> bool:
         """Whether this street has the number itself (a point, or a segment holding it)."""
@@ -522,30 +533,9 @@ def load_gazetteer(db: sqlite_utils.Database, postcodes: set[str] | None = None,
     return gaz.finalize()
 
 
-def _load_points(streets: dict[int, Street | None],
-                 rows: Iterable[tuple[int, int, str, float, float]]) -> None:
-    """Index the points of each street; `rows` come sorted by (street, number, suffix)."""
-    # The hot loop of an index build (hundreds of thousands of BeST points): numbers were
-    # parsed at import.
+def _load_points(streets: dict[int, Street | None], rows: Iterable[PointRow]) -> None:
+    """Hand each street its points; `rows` come sorted by (street, number, suffix)."""
     for street_id, group in groupby(rows, key=itemgetter(0)):
         street = streets.get(street_id)
         if street is not None:
-            street.add_sorted_points(_averaged(group))
-
-
-def _averaged(rows: Iterable[tuple[int, int, str, float, float]]
-              ) -> list[tuple[int, str, Point]]:
-    """One (number, suffix, point) per pair of sorted rows: a number written two ways
-    ("12a", "12A") is two rows of the store but one address, at their mean position."""
-    out: list[tuple[int, str, Point]] = []
-    last_number, last_suffix = None, None
-    count, sum_lat, sum_lon = 0, 0.0, 0.0
-    for _street_id, number, suffix, lat, lon in rows:
-        if number == last_number and suffix == last_suffix:
-            count, sum_lat, sum_lon = count + 1, sum_lat + lat, sum_lon + lon
-            out[-1] = (number, suffix, (sum_lat / count, sum_lon / count))
-        else:
-            last_number, last_suffix = number, suffix
-            count, sum_lat, sum_lon = 1, lat, lon
-            out.append((number, suffix, (lat, lon)))
-    return out
+            street.add_sorted_points(list(group))

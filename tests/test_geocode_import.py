@@ -200,6 +200,35 @@ def test_segments_import_and_load_merge_with_best_points_by_name(
     only_1050 = load_gazetteer(db, {"1050"})
     assert set(only_1050.areas) == {"1050"}
 
+def test_loaded_index_averages_a_number_written_twice_and_merges_one_street_of_two_files(
+        db: sqlite_utils.Database, tmp_path: Path) -> None:
+    import_best(db, write_best(tmp_path / "a.csv", [
+        best_row("50.84000", "4.36000", "12a", "Rue de la Loi", "Wetstraat"),
+        best_row("50.85000", "4.37000", "12A", "Rue de la Loi", "Wetstraat"),
+        best_row("50.84100", "4.36100", "14", "Rue de la Loi", "Wetstraat"),
+        best_row("50.84300", "4.36300", "18", "Rue Neuve", "Nieuwstraat")]))
+    import_best(db, write_best(tmp_path / "b.csv", [
+        best_row("50.84200", "4.36200", "16", "Rue Neuve", "Nieuwstraat"),
+        best_row("50.84400", "4.36400", "18", "Rue Neuve", "Nieuwstraat")]))
+    gaz = load_gazetteer(db)
+
+    def at(street: str, number: int, suffix: str = "") -> tuple[float | None, float | None,
+                                                                 str | None]:
+        answer = gaz.match(AddressQuery(street=street, number=number, suffix=suffix,
+                                        postcode="1000"))
+        return answer.lat, answer.lon, answer.method
+
+    # One file, "12a" and "12A": one address at their mean.
+    assert at("rue de la loi", 12, "a") == (50.845, 4.365, "exact")
+    assert at("rue de la loi", 12) == (50.845, 4.365, "exact")   # its lettered point
+    assert at("rue de la loi", 14) == (50.841, 4.361, "exact")
+    # Two files, one street: the points of both, a number in both at their mean.
+    assert at("rue neuve", 16) == (50.842, 4.362, "exact")
+    assert at("rue neuve", 18) == (50.8435, 4.3635, "exact")
+    assert at("rue neuve", 20) == (50.8435, 4.3635, "nearest_number")
+    assert at("rue neuve", 17)[2] == "street_centroid"            # no odd number here
+    assert len(gaz) == 2
+
 
 @pytest.mark.parametrize(("bad", "message", "line"), [
     ("Rue X,,1000,,,1,9,50.8,4.3,50.9,4.4", None, None),
