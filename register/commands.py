@@ -1,14 +1,20 @@
-"""CLI: `horeca register import PATH...` and `horeca register status`."""
+"""CLI: `horeca register import PATH...`, `horeca register status` and
+`horeca register index`."""
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
+import sqlite_utils
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from horeca.context import AppContext, console
+from horeca.errors import UserError
 from horeca.region import resolve_region
 from horeca.register.importer import (
     ImportRequest,
@@ -100,7 +106,13 @@ def import_command(
         step.counts = {k: v for k, v in result.counts.items() if k != "skipped"}
         step.counts["skipped"] = result.issues.total
         step.counts["snapshot_id"] = result.snapshot_id
+        started = time.perf_counter()
+        indexed = _index_for_keying(step.db, result.snapshot_id)
+        step.counts["indexed_for_keying"] = indexed
     print_summary(result)
+    if indexed:
+        console.print(f"  indexed {indexed} units for keying in "
+                      f"{time.perf_counter() - started:.1f} s", markup=False, soft_wrap=True)
 
 
 def _unescape(delimiter: str | None) -> str | None:
@@ -178,6 +190,66 @@ def status_command(
                       str(counts.get("units", "")), str(counts.get("horeca_units", "")),
                       row.get("imported_at") or "", Path(row.get("source_path") or "").name)
     console.print(table)
+
+
+@register_app.command("index")
+def index_command(
+    ctx: typer.Context,
+    region: str = typer.Option(None, "--region",
+                               help="The region whose active snapshot to index (default: "
+                                    "every active snapshot)."),
+    config_path: Path = typer.Option(None, "--config", metavar="FILE",
+                                     help="Keying config (TOML): its country decides how "
+                                          "postcodes and phones read."),
+    rebuild: bool = typer.Option(False, "--rebuild",
+                                 help="Index again even if the snapshot already is."),
+) -> None:
+    """Index the active register snapshot for keying: every unit's blocking keys (name
+    words, streets and doors, phones, domains, numbers), written once so that each
+    `horeca key` run looks them up instead of normalising the whole register again.
+
+    `register import` indexes the snapshot it imports, and `horeca key` indexes one that
+    is not (yet) indexed; run this after an upgrade of horeca, or to re-index on purpose.
+
+    Examples:
+
+      horeca register index --region brussels
+
+      horeca register index --rebuild
+    """
+    from horeca.keying.config import load_config
+
+    app_ctx = AppContext.of(ctx)
+    country = load_config(config_path).country
+    with app_ctx.step("register index", {"region": region, "rebuild": rebuild}) as step:
+        snapshots = [row for row in list_snapshots(step.db, region) if row["status"] == "active"]
+        if not snapshots:
+            raise UserError(f"no active register snapshot{f' for {region!r}' if region else ''}",
+                            path="--region", fix="run `horeca register import PATH` first")
+        for row in snapshots:
+            started = time.perf_counter()
+            n = _index_for_keying(step.db, row["id"], country, rebuild=rebuild)
+            step.counts[f"snapshot {row['id']}"] = n
+            console.print(f"snapshot {row['id']} ({row['region']}): " + (
+                f"indexed {n} units in {time.perf_counter() - started:.1f} s" if n else
+                "already indexed"), markup=False, soft_wrap=True)
+
+
+def _index_for_keying(db: sqlite_utils.Database, snapshot_id: int, country: str = "BE", *,
+                      rebuild: bool = False) -> int:
+    """Keying's index of a snapshot (keying/register_keys.py), with a progress bar;
+    returns the units indexed now (0 when it already was)."""
+    from horeca.keying.register_keys import build_unit_keys, ensure_unit_keys
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("indexing for keying", total=None)
+
+        def progress(_stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        build = build_unit_keys if rebuild else ensure_unit_keys
+        return build(db, snapshot_id, country, workers=os.cpu_count() or 1, progress=progress)
 
 
 def register(app: typer.Typer) -> None:

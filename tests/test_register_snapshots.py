@@ -219,6 +219,28 @@ def test_cli_import_prints_a_summary_and_status_lists_the_snapshot(db_path, tmp_
     assert run[0] == "ok" and json.loads(run[1])["units"] == 8
 
 
+def test_cli_import_indexes_the_snapshot_for_keying_and_index_redoes_it_on_demand(
+        db_path, tmp_path):
+    folder = small_world(tmp_path / "a")
+    result = runner.invoke(app, ["--db", str(db_path), "register", "import", str(folder),
+                                 "--region", "brussels"])
+    assert "indexed 8 units for keying" in result.output
+    db = open_db(db_path)
+    assert db.execute("SELECT count(*) FROM register_unit_keys").fetchone()[0] == 8
+    db.conn.close()
+    again = runner.invoke(app, ["--db", str(db_path), "register", "index"])
+    assert again.exit_code == 0 and "already indexed" in again.output
+    forced = runner.invoke(app, ["--db", str(db_path), "register", "index", "--rebuild",
+                                 "--region", "brussels"])
+    assert forced.exit_code == 0 and "indexed 8 units" in forced.output
+    assert open_db(db_path).execute(
+        "SELECT count(*) FROM register_unit_keys").fetchone()[0] == 8
+    unknown = runner.invoke(app, ["--db", str(db_path), "register", "index", "--region",
+                                  "antwerp"])
+    assert unknown.exit_code == 2
+    assert "no active register snapshot for 'antwerp'" in unknown.output
+
+
 def test_cli_bad_input_is_one_line_without_traceback(db_path, tmp_path):
     folder = small_world(tmp_path / "a")
     write_table(folder / "activity.csv", "activity", [], columns=("EntityNumber", "Nace"))
