@@ -186,3 +186,55 @@ def test_parse_bbox_reads_back_any_box_written_in_overpass_ql(south, west, dlat,
     box = [f"{v:.6f}" for v in (south, west, south + dlat, west + dlon)]
     query = f'[out:json];node["amenity"="bar"]({",".join(box)});out;'
     assert parse_bbox(query) == tuple(float(v) for v in box)
+
+
+def test_keep_alive_connection_answers_requests_in_turn(proxy: str) -> None:
+    import http.client
+
+    host, port = proxy.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        for path in ("/", "/place/cafe-1/", "/missing", "/"):
+            conn.request("GET", f"http://shop.example{path}")
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status == (404 if path == "/missing" else 200)
+            assert resp.getheader("Connection") is None  # the connection stays open
+        assert body == b"<html>home</html>"
+    finally:
+        conn.close()
+
+
+def test_a_file_changed_on_disk_is_served_fresh(sites: Path, proxy: str) -> None:
+    page = sites / "shop.example" / "index.html"
+    assert _opener(proxy).open("http://shop.example/", timeout=5).read() == \
+        b"<html>home</html>"
+    page.write_text("<html>a longer home page</html>", encoding="utf-8")
+    assert _opener(proxy).open("http://shop.example/", timeout=5).read() == \
+        b"<html>a longer home page</html>"
+    page.unlink()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _opener(proxy).open("http://shop.example/", timeout=5)
+    assert err.value.code == 404
+
+
+def test_a_malformed_request_gets_400_and_the_connection_closes(proxy: str) -> None:
+    host, port = proxy.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_preloaded_sites_answer_as_read_from_disk(sites: Path) -> None:
+    with serve_sites(sites) as plain, serve_sites(sites, preload=True) as preloaded:
+        for path in ("/", "/place/cafe-1/", "/place/cafe-1/index.html", "/place/cafe-1",
+                     "/old.html", "/robots.txt"):
+            a = _opener(plain).open(f"http://shop.example{path}", timeout=5)
+            b = _opener(preloaded).open(f"http://shop.example{path}", timeout=5)
+            assert (a.status, a.read(), a.headers["Content-Type"],
+                    a.headers.get("X-Robots-Tag"), a.headers.get("tdm-reservation")) == \
+                (b.status, b.read(), b.headers["Content-Type"],
+                 b.headers.get("X-Robots-Tag"), b.headers.get("tdm-reservation"))
