@@ -30,6 +30,7 @@ from typing import Any
 
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.statscollectors import MemoryStatsCollector
 
 from horeca.region import Region
 from horeca.spiders.kinds import SPIDER_KINDS
@@ -46,10 +47,17 @@ UNUSED_DOWNLOADER_MIDDLEWARES: dict[str, None] = {
     # the legal gate, first in the chain, already drops requests outside allowed_domains
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
     "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+    # the gate's own robots.txt handling (fails closed) replaces it
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,  # RetryAfterMiddleware
+    "scrapy.downloadermiddlewares.cookies.CookiesMiddleware": None,  # COOKIES_ENABLED off
 }
 UNUSED_SPIDER_MIDDLEWARES: dict[str, None] = {
     "scrapy.spidermiddlewares.depth.DepthMiddleware": None,  # no depth limit: stats only
     "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,  # Scrapy >= 2.19
+    # No Referer header: telling a site which of its pages linked is of no use to it, and
+    # computing the referrer policy per request is not free.
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
 }
 UNUSED_EXTENSIONS: dict[str, None] = {
     "scrapy.extensions.telnet.TelnetConsole": None,
@@ -57,7 +65,44 @@ UNUSED_EXTENSIONS: dict[str, None] = {
     "scrapy.extensions.feedexport.FeedExporter": None,
     "scrapy.extensions.remote_control.RemoteControl": None,  # Scrapy >= 2.19; imports aiohttp
 }
+# Replaced by lighter versions of the same thing (spiders/middlewares.py)
+REPLACED_DOWNLOADER_MIDDLEWARES: dict[str, str] = {
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware":
+        "horeca.spiders.middlewares.MetaRefreshMiddleware",
+    "scrapy.downloadermiddlewares.stats.DownloaderStats":
+        "horeca.spiders.middlewares.DownloaderStats",
+}
 PARTIAL_FILE = "horeca-partial.json"
+STATS_CLASS = "horeca.spiders.crawl_process.CrawlStats"
+
+
+def _components_base(name: str, unused: dict[str, None],
+                     replaced: dict[str, str] | None = None) -> dict[str, int]:
+    """Scrapy's default `<name>_BASE` without the components a listing crawl never uses.
+
+    Disabling a component with `None` in `<name>` still imports it (Scrapy loads every
+    key to compare classes); left out of the base it is never imported (RemoteControl
+    alone imports aiohttp, 0.2 s per worker). Components a newer Scrapy adds stay in.
+    """
+    from scrapy.settings import default_settings
+
+    base: dict[str, int] = dict(getattr(default_settings, f"{name}_BASE"))
+    for path, lighter in (replaced or {}).items():
+        if path in base:
+            base[lighter] = base.pop(path)
+    return {path: order for path, order in base.items() if path not in unused}
+
+
+class CrawlStats(MemoryStatsCollector):
+    """Scrapy's in-memory stats without its per-attribute deprecation hook.
+
+    Scrapy 2.19's StatsCollector routes every attribute read (its own `_stats` included)
+    through `__getattribute__`, which first tries and fails a `_cached_<name>` lookup to
+    warn about a `spider` argument nobody here passes: a raised AttributeError per read,
+    several per page.
+    """
+
+    __getattribute__ = object.__getattribute__  # type: ignore[assignment]
 
 
 def region_to_dict(region: Region) -> dict[str, Any]:
@@ -107,15 +152,16 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
         "DOWNLOAD_TIMEOUT": 30,
         "RETRY_ENABLED": False,  # replaced by RetryAfterMiddleware
         "HORECA_RETRY_TIMES": 3,
-        "DOWNLOADER_MIDDLEWARES": {
-            "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
-            "horeca.spiders.middlewares.RetryAfterMiddleware": 550,
-            **UNUSED_DOWNLOADER_MIDDLEWARES,
-        },
-        "SPIDER_MIDDLEWARES": dict(UNUSED_SPIDER_MIDDLEWARES),
+        "DOWNLOADER_MIDDLEWARES_BASE": _components_base(
+            "DOWNLOADER_MIDDLEWARES", UNUSED_DOWNLOADER_MIDDLEWARES,
+            REPLACED_DOWNLOADER_MIDDLEWARES),
+        "DOWNLOADER_MIDDLEWARES": {"horeca.spiders.middlewares.RetryAfterMiddleware": 550},
+        "SPIDER_MIDDLEWARES_BASE": _components_base("SPIDER_MIDDLEWARES",
+                                                    UNUSED_SPIDER_MIDDLEWARES),
         "ITEM_PIPELINES": dict(ITEM_PIPELINES),
-        "EXTENSIONS": {"horeca.spiders.crawl_process.ProgressFile": 500,
-                       **UNUSED_EXTENSIONS},
+        "EXTENSIONS_BASE": _components_base("EXTENSIONS", UNUSED_EXTENSIONS),
+        "EXTENSIONS": {"horeca.spiders.crawl_process.ProgressFile": 500},
+        "STATS_CLASS": STATS_CLASS,
         # Scrapy re-reads a callback's source code to warn about `return` in generators;
         # its cache is keyed by bound methods, which are new objects on every response.
         "WARN_ON_GENERATOR_RETURN_VALUE": False,
@@ -152,27 +198,37 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
 
 
 class ProgressFile:
-    """Writes pages / items / kept to a small JSON file at most twice a second, for the
-    parent's progress bar."""
+    """Writes pages / items / kept to a small JSON file twice a second, for the parent's
+    progress bar (on a timer: a signal handler would run for every page and item)."""
+
+    INTERVAL_S = 0.5
 
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.path = crawler.settings.get("HORECA_PROGRESS_FILE")
-        self.last = 0.0
+        self.task: Any = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ProgressFile:
         ext = cls(crawler)
         if ext.path:
-            crawler.signals.connect(ext.tick, signal=signals.response_received)
-            crawler.signals.connect(ext.tick, signal=signals.item_scraped)
+            crawler.signals.connect(ext.start, signal=signals.spider_opened)
+            crawler.signals.connect(ext.stop, signal=signals.spider_closed)
         return ext
 
-    def tick(self, *args: Any, **kwargs: Any) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.5 or self.crawler.stats is None:
+    def start(self, *args: Any, **kwargs: Any) -> None:
+        from twisted.internet.task import LoopingCall
+
+        self.task = LoopingCall(self.write)
+        self.task.start(self.INTERVAL_S, now=False)
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        if self.task is not None and self.task.running:
+            self.task.stop()
+
+    def write(self) -> None:
+        if self.crawler.stats is None:
             return
-        self.last = now
         get = self.crawler.stats.get_value
         data = {"pages": get("downloader/response_count", 0),
                 "items": get("horeca/items/yielded", 0), "kept": get("horeca/kept", 0)}

@@ -214,6 +214,24 @@ def test_pagination_duplicates_drops_and_report(tmp_path: Path) -> None:
     assert audit == [("crawl", "resto", 12)]
 
 
+def test_a_meta_refresh_page_leads_to_its_target(tmp_path: Path) -> None:
+    site = Site()
+    site.page("/list/", listing_page(["/place/p-1/", "/place/p-2/"], None))
+    site.page("/place/p-1/", place(1, "Resto 1"))
+    site.page("/place/p-2/", '<html><head><META HTTP-EQUIV="Refresh" '
+              'content="0; url=/place/p-3/"></head><body>moved</body></html>')
+    site.page("/place/p-3/", place(3, "Resto 3"))
+    sources = write_sources(tmp_path / "sources.toml",
+                            {"resto": {"start_urls": [f"http://{HOST}/list/"],
+                                       "options": PAGINATED}})
+    with serve(site) as proxy:
+        (report,) = crawl(tmp_path, proxy, sources)
+    assert report.status == "ok", report
+    assert site.count("/place/p-3/") == 1
+    db = open_db(tmp_path / "h.db")
+    assert {r[0] for r in db.execute("SELECT id FROM listings")} == {"resto:1", "resto:3"}
+
+
 def test_recrawl_from_a_sitemap_updates_rows_and_never_duplicates(tmp_path: Path) -> None:
     site = Site()
     urls = "".join(f"<url><loc>http://{HOST}/place/p-{i}/</loc></url>" for i in range(1, 6))
