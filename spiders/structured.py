@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from lxml import etree
 from lxml import html as lxml_html
 
 # schema.org types we collect, mapped to the category vocabulary shared with OpenStreetMap.
@@ -38,6 +39,7 @@ TYPE_CATEGORY: dict[str, str] = {
     "VacationRental": "apartment",
 }
 _SCHEMA_PREFIX = re.compile(r"^(?:https?://schema\.org/|schema:)", re.I)
+_ITEMSCOPE = re.compile("itemscope", re.I)
 _SOCIAL = re.compile(r"(facebook|instagram|twitter|x\.com|tiktok|youtube|linkedin|"
                      r"tripadvisor|wikipedia|wikidata)\.", re.I)
 
@@ -88,12 +90,15 @@ def _resolve_refs(node: Any, by_id: dict[str, JsonNode], depth: int = 0) -> Any:
     return node
 
 
+_JSONLD_SCRIPTS = etree.XPath('//script[contains(translate(@type, "LDJSON", "ldjson"),'
+                              ' "ld+json")]')  # compiled once, not per page
+
+
 def jsonld_blocks(doc: Any) -> tuple[list[Any], ExtractionErrors]:
     """Parsed JSON of every <script type="application/ld+json"> block."""
     errors = ExtractionErrors()
     blocks: list[Any] = []
-    for script in doc.xpath('//script[contains(translate(@type, "LDJSON", "ldjson"),'
-                            ' "ld+json")]'):
+    for script in _JSONLD_SCRIPTS(doc):
         text = script.text or ""
         if not text.strip():
             continue
@@ -110,8 +115,11 @@ def jsonld_entities(blocks: list[Any], *,
     resolved, each with whether it is nested inside a business node."""
     walked = [pair for block in blocks for pair in _walk_jsonld(block)]
     by_id = {n["@id"]: n for n, _ in walked if isinstance(n.get("@id"), str) and len(n) > 1}
-    return [(_resolve_refs(n, by_id), inside) for n, inside in walked
-            if "@type" in n and (only is None or only(n))]
+    chosen = [(n, inside) for n, inside in walked if "@type" in n and (only is None or only(n))]
+    if not any(len(n) == 1 and isinstance(n.get("@id"), str) and n["@id"] in by_id
+               for n, _ in walked):
+        return chosen  # nothing refers to another node: resolving would only copy
+    return [(_resolve_refs(n, by_id), inside) for n, inside in chosen]
 
 
 # --------------------------------------------------------------------------- microdata
@@ -202,7 +210,8 @@ def parse_html(text: str) -> Any:
 def types_of(node: JsonNode) -> list[str]:
     raw = node.get("@type")
     values = raw if isinstance(raw, list) else [raw]
-    return [_SCHEMA_PREFIX.sub("", v) for v in values if isinstance(v, str)]
+    # both prefixes contain ":"; most types are bare names
+    return [_SCHEMA_PREFIX.sub("", v) if ":" in v else v for v in values if isinstance(v, str)]
 
 
 def is_business(node: JsonNode) -> bool:
@@ -216,7 +225,8 @@ def entities(text: str, *, only: Callable[[JsonNode], bool] | None = None
     doc = parse_html(text)
     blocks, errors = jsonld_blocks(doc)
     found = jsonld_entities(blocks, only=only)
-    if doc.find(".//*[@itemscope]") is not None:
+    # the text test first: searching the tree costs more than the page's JSON-LD
+    if _ITEMSCOPE.search(text) and doc.find(".//*[@itemscope]") is not None:
         found += [(n, inside) for n, inside in microdata_entities(doc)
                   if only is None or only(n)]
     return found, errors
@@ -229,11 +239,12 @@ def businesses(text: str) -> tuple[list[JsonNode], ExtractionErrors]:
     same node reached twice (graph member and reference) is returned once.
     """
     found, errors = entities(text, only=is_business)
+    outermost = [node for node, inside in found if not inside and is_business(node)]
+    if len(outermost) < 2:
+        return outermost, errors
     seen: set[str] = set()
     unique: list[JsonNode] = []
-    for node, inside in found:
-        if inside or not is_business(node):
-            continue
+    for node in outermost:
         key = json.dumps(node, sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)

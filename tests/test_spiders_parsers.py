@@ -77,6 +77,16 @@ def test_graph_with_id_references_gives_one_restaurant_with_its_address() -> Non
     assert item["category"] == "restaurant"
 
 
+def test_the_same_business_twice_on_a_page_is_one_listing_and_others_stay() -> None:
+    cafe = {"@context": "https://schema.org", "@type": "CafeOrCoffeeShop", "name": "Café A",
+            "telephone": "02 511 11 11"}
+    bar = {**cafe, "@type": "BarOrPub", "name": "Bar B"}
+    blocks = "".join(f'<script type="application/ld+json">{json.dumps(node)}</script>'
+                     for node in (cafe, bar, cafe))
+    nodes, errors = businesses(f"<html><head>{blocks}</head><body></body></html>")
+    assert errors == [] and [n["name"] for n in nodes] == ["Café A", "Bar B"]
+
+
 def test_extractor_never_reads_reviews_reviewers_or_photos() -> None:
     nodes, _ = businesses(page("jsonld_graph.html"))
     item = listing_from_entity(nodes[0])
