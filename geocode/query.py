@@ -81,6 +81,13 @@ def build_query(*, street: str | None, house_number: str | None, postcode: str |
     Structured fields win; `raw` (the address as one line) fills what they lack. A street
     with its number still attached ("Rue Neuve 12") is split.
     """
+    return _build(street, house_number, postcode, locality, country, street_alt, raw,
+                  default_country)
+
+
+def _build(street: str | None, house_number: str | None, postcode: str | None,
+           locality: str | None, country: str | None, street_alt: str | None,
+           raw: str | None, default_country: str) -> AddressQuery | None:
     cc = country_code(country) or default_country.upper()
     if raw and not street and not postcode:
         parts = parse_address(raw, cc)
@@ -112,16 +119,11 @@ def why_no_query(*fields: str | None) -> str:
     return UNPARSABLE if any(f and str(f).strip() for f in fields) else NO_ADDRESS
 
 
-@lru_cache(maxsize=262_144)
-def address_query(street: str | None, house_number: str | None, postcode: str | None,
-                  locality: str | None, country: str | None, street_alt: str | None,
-                  raw: str | None, default_country: str) -> AddressQuery | None:
-    """`build_query` with positional text arguments, memoised: listings and units repeat
-    addresses (chains, several platforms, boxes of one building), and parsing each
-    distinct one once keeps collection fast. Callers must not modify the result."""
-    return build_query(street=street, house_number=house_number, postcode=postcode,
-                       locality=locality, country=country, street_alt=street_alt, raw=raw,
-                       default_country=default_country)
+# `build_query` with positional text arguments (street, house_number, postcode, locality,
+# country, street_alt, raw, default_country), memoised: listings and units repeat addresses
+# (chains, several platforms, boxes of one building), and parsing each distinct one once
+# keeps collection fast. Callers must not modify the result.
+address_query = lru_cache(maxsize=262_144)(_build)
 
 
 def _text(value: Any) -> str | None:
