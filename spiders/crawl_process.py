@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Imported here, near the bottom of the stack: on import it builds deprecated TLS classes
+# with inspect.stack(), which costs per frame (a quarter of a second when the downloader
+# imported it deep inside the reactor's call stack).
+import scrapy.core.downloader.handlers.http11  # noqa: F401
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.statscollectors import MemoryStatsCollector
