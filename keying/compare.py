@@ -88,6 +88,12 @@ def model_levels(levels: Sequence[int], *, trade_name_known: bool = True,
             activity)
 
 
+@lru_cache(maxsize=8192)  # a few hundred combinations occur, each asked for many times
+def model_levels_of(levels: tuple[int, ...], trade_name_known: bool,
+                     close: bool) -> tuple[int, ...]:
+    return model_levels(levels, trade_name_known=trade_name_known, close=close)
+
+
 def premises_only(levels: Sequence[int], trade_name_known: bool) -> bool:
     """Same door, a HoReCa unit, and a name the register cannot contradict (it holds
     only a legal name): what the register says about the premises, not the business."""
@@ -348,8 +354,7 @@ class Comparison:
 
     @property
     def model_levels(self) -> tuple[int, ...]:
-        return model_levels(self.levels, trade_name_known=self.trade_name_known,
-                            close=self.close)
+        return model_levels_of(self.levels, self.trade_name_known, self.close)
 
 
 def _set_level(a: frozenset[str], b: frozenset[str]) -> int:

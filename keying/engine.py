@@ -26,10 +26,13 @@ from horeca.keying.compare import (
     A,
     B,
     Comparison,
+    ComparisonRow,
     compare,
     compare_many,
+    comparison_from_row,
     grade_letter,
     has_identity,
+    model_levels_of,
     premises_only,
 )
 from horeca.keying.config import GRADED_FIELDS, MODEL_FIELDS, KeyingConfig
@@ -98,17 +101,27 @@ class _Pair:
     shared: dict[str, int] = field(default_factory=dict)  # A-level field -> units sharing it
     bits: float = 0.0
     comparison: Comparison | None = None  # kept to explain the pair without comparing again
+    row: ComparisonRow | None = None      # or its plain values, from another process
 
     @property
     def premises_only(self) -> bool:
         return premises_only(self.levels, self.trade_name_known)
 
 
+def _pair(j: int, mask: int, c: Comparison | ComparisonRow) -> _Pair:
+    if isinstance(c, Comparison):
+        return _Pair(j, mask, c.levels, c.trade_name_known, c.model_levels, comparison=c)
+    # a row (`comparison_row`): its Comparison is only made if the pair is explained
+    levels, trade_name_known, close = c[0], c[10], c[11]
+    return _Pair(j, mask, levels, trade_name_known,
+                 model_levels_of(levels, trade_name_known, close), row=c)
+
+
 def _with_model_levels(place: PlaceRecord, units: Sequence[UnitRecord],
-                       comps: Sequence[Comparison], pairs: Sequence[tuple[int, int]],
+                       comps: Sequence[Comparison | ComparisonRow],
+                       pairs: Sequence[tuple[int, int]],
                        token_df: Mapping[str, int]) -> list[_Pair]:
-    out = [_Pair(j, mask, c.levels, c.trade_name_known, c.model_levels, comparison=c)
-           for (j, mask), c in zip(pairs, comps, strict=True)]
+    out = [_pair(j, mask, c) for (j, mask), c in zip(pairs, comps, strict=True)]
     # How many register units carry the agreeing value: the k in u = k / N. At least the
     # candidates that agree on it; for a name resting on one word, every unit whose
     # name holds that word ("Paleis" is in many names, "Vesuvio" in few).
@@ -132,9 +145,10 @@ def _with_model_levels(place: PlaceRecord, units: Sequence[UnitRecord],
 @dataclass
 class Compared:
     """Comparisons made ahead of `key_places` (e.g. by several processes): per place, one
-    per candidate pair in `CandidateSet.pairs` order; and the random pairs' model levels."""
+    per candidate pair in `CandidateSet.pairs` order (a `Comparison` or its
+    `comparison_row`); and the random pairs' model levels."""
 
-    pairs: list[list[Comparison]]
+    pairs: list[list[Comparison | ComparisonRow]]
     random_gamma: np.ndarray
 
 
@@ -147,7 +161,8 @@ def compare_places(places: Sequence[PlaceRecord], cands: CandidateSet,
 
 def _compare_all(places: Sequence[PlaceRecord], cands: CandidateSet,
                  config: KeyingConfig,
-                 compared: Sequence[Sequence[Comparison]] | None = None) -> list[list[_Pair]]:
+                 compared: Sequence[Sequence[Comparison | ComparisonRow]] | None = None
+                 ) -> list[list[_Pair]]:
     if compared is None:
         compared = compare_places(places, cands, config, range(len(places)))
     out: list[list[_Pair]] = []
@@ -411,9 +426,12 @@ class _Decider:
     forced: Mapping[str, str]
 
     def _explain(self, i: int, p: _Pair, probability: float | None) -> dict[str, Any]:
-        return explain_pair(self.places[i], self.units[p.unit], self.model, self.config,
-                            probability=probability, mask=p.mask, shared=p.shared,
-                            comparison=p.comparison)
+        place, unit = self.places[i], self.units[p.unit]
+        comparison = p.comparison
+        if comparison is None and p.row is not None:
+            comparison = comparison_from_row(place, unit, p.row)
+        return explain_pair(place, unit, self.model, self.config, probability=probability,
+                            mask=p.mask, shared=p.shared, comparison=comparison)
 
     def decide(self, i: int) -> Decision:
         place, ps = self.places[i], self.pairs[i]

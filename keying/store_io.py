@@ -26,7 +26,7 @@ import sqlite_utils
 from horeca.bulk import collector_paused
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet
-from horeca.keying.compare import comparison_from_row, comparison_row
+from horeca.keying.compare import comparison_row
 from horeca.keying.config import KeyingConfig, load_config
 from horeca.keying.consolidate import consolidate, platform_domains
 from horeca.keying.engine import (
@@ -277,11 +277,8 @@ def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results = pool.imap(_compare_slice, tasks)
             random_levels = next(results)
-            for (lo, _hi), rows in zip(tasks[1:], results, strict=True):
-                for i, place_rows in enumerate(rows, lo):
-                    compared.append([comparison_from_row(places[i], cands.units[j], row)
-                                     for (j, _mask), row in zip(cands.pairs[i], place_rows,
-                                                                strict=True)])
+            for rows in results:  # in task order; kept as rows, a Comparison is only made
+                compared.extend(rows)  # for the pairs that are explained
     finally:
         _SHARED.clear()
     return Compared(compared, random_levels)

@@ -192,3 +192,21 @@ def test_a_prepared_unit_survives_its_json_and_takes_its_geocode_later(row, geoc
     record = prepare_unit(row)
     assert unit_record_from_json(unit_record_json(record)) == record
     assert with_geocode(record, geocode) == prepare_unit(row, geocode=geocode)
+
+
+def test_comparisons_made_by_two_processes_decide_exactly_as_one_process(
+        world, monkeypatch: pytest.MonkeyPatch) -> None:
+    from horeca.keying.engine import key_places
+
+    monkeypatch.setattr(store_io, "PARALLEL_MIN_PAIRS", 0)
+    config = dataclasses.replace(DEFAULT_CONFIG, blocking=dataclasses.replace(
+        DEFAULT_CONFIG.blocking, workers=2))
+    places = _places(world)
+    cands = block(places, units_from_world(world), config.blocking,
+                  sample_size=config.scoring.sample_units, seed=config.scoring.seed)
+    compared = store_io.compare_in_parallel(places, cands, config)
+    assert compared is not None
+    split, alone = key_places(places, cands, config, None, compared), \
+        key_places(places, cands, config)
+    assert split.decisions == alone.decisions
+    assert any(d.candidates for d in alone.decisions if d.outcome == "doubt")
