@@ -86,18 +86,24 @@ def _own_position(lat: Any, lon: Any) -> tuple[tuple[float, float] | None, bool]
     return None, True
 
 
-_STORED = ("e.geocode_key, (g.key IS NOT NULL), e.lat, e.lon, e.precision, e.provider, "
-           "e.gap_m, e.updated_at, e.status, e.error, e.snapshot_id")
 _STORED_NAMES = ("geocode_key", "cached", "lat", "lon", "precision", "provider", "gap_m",
                  "updated_at", "status", "error", "snapshot_id")
 
 
-def _stored(values: tuple[Any, ...]) -> dict[str, Any] | None:
-    if values[0] is None and values[7] is None and values[8] is None:
-        return None
-    stored = dict(zip(_STORED_NAMES, values, strict=True))
-    stored["cached"] = bool(stored["cached"])
-    return stored
+def stored_rows(db: sqlite_utils.Database, kind: str) -> dict[str, dict[str, Any]]:
+    """Entity id -> its entity_geocodes row of `kind`, with whether its answer is cached.
+
+    Read apart from the entities: on a first run there is nothing to join."""
+    sql = ("SELECT e.entity_id, e.geocode_key, (g.key IS NOT NULL), e.lat, e.lon, "
+           "e.precision, e.provider, e.gap_m, e.updated_at, e.status, e.error, e.snapshot_id "
+           "FROM entity_geocodes e LEFT JOIN geocodes g ON g.key = e.geocode_key "
+           "WHERE e.entity_kind = ?")
+    found = {}
+    for entity_id, *values in db.conn.execute(sql, (kind,)):
+        stored = dict(zip(_STORED_NAMES, values, strict=True))
+        stored["cached"] = bool(stored["cached"])
+        found[entity_id] = stored
+    return found
 
 
 def _in_region(region: Region | None, postcode: str | None, tagged: str | None,
@@ -116,29 +122,26 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
                      default_country: str = "BE") -> list[Entity]:
     """Every listing and every unit of an active register snapshot, in `region`."""
     entities: list[Entity] = []
-    listings = (
-        "SELECT l.id, l.street, l.house_number, l.postcode, l.locality, l.country, "
-        f"l.address_raw, l.lat, l.lon, l.region, {_STORED} FROM listings l "
-        "LEFT JOIN entity_geocodes e ON e.entity_kind = 'listing' AND e.entity_id = l.id "
-        "LEFT JOIN geocodes g ON g.key = e.geocode_key")
-    for (lid, street, number, postcode, locality, country, raw, lat, lon, tagged,
-         *stored) in db.conn.execute(listings):
+    stored = stored_rows(db, "listing")
+    listings = ("SELECT id, street, house_number, postcode, locality, country, address_raw, "
+                "lat, lon, region FROM listings")
+    for (lid, street, number, postcode, locality, country, raw, lat, lon,
+         tagged) in db.conn.execute(listings):
         own, bad = (None, False) if lat is None and lon is None else _own_position(lat, lon)
         if region is not None and not _in_region(region, postcode, tagged, own):
             continue
         query = address_query(street, number, postcode, locality, country, None, raw,
                               default_country)
         why = why_no_query(street, number, postcode, locality, raw) if query is None else None
-        entities.append(Entity("listing", lid, None, query, own, bad, _stored(stored), why))
+        entities.append(Entity("listing", lid, None, query, own, bad, stored.get(lid), why))
     units = (
         "SELECT u.unit_id, u.snapshot_id, u.street_fr, u.street_nl, u.house_number, "
-        "u.postcode, u.municipality_fr, u.municipality_nl, u.lat, u.lon, s.region, "
-        f"{_STORED} FROM register_units u "
-        "JOIN register_snapshots s ON s.id = u.snapshot_id AND s.status = 'active' "
-        "LEFT JOIN entity_geocodes e ON e.entity_kind = 'unit' AND e.entity_id = u.unit_id "
-        "LEFT JOIN geocodes g ON g.key = e.geocode_key")
+        "u.postcode, u.municipality_fr, u.municipality_nl, u.lat, u.lon, s.region "
+        "FROM register_units u "
+        "JOIN register_snapshots s ON s.id = u.snapshot_id AND s.status = 'active'")
+    stored = stored_rows(db, "unit")
     for (uid, snapshot_id, street_fr, street_nl, number, postcode, mun_fr, mun_nl, lat, lon,
-         tagged, *stored) in db.conn.execute(units):
+         tagged) in db.conn.execute(units):
         own, bad = (None, False) if lat is None and lon is None else _own_position(lat, lon)
         if region is not None and not _in_region(region, postcode, tagged, own):
             continue
@@ -148,7 +151,7 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
                            default_country)
         why = why_no_query(street_fr, street_nl, number, postcode, mun_fr,
                            mun_nl) if query is None else None
-        entities.append(Entity("unit", uid, snapshot_id, query, own, bad, _stored(stored),
+        entities.append(Entity("unit", uid, snapshot_id, query, own, bad, stored.get(uid),
                                why))
     return entities
 
