@@ -484,12 +484,12 @@ def needed_postcodes(db: sqlite_utils.Database, queries: Iterable[AddressQuery])
         for p in postcodes:
             by_postcode[p] |= postcodes
     needed: set[str] = set()
-    for q in queries:
-        if q.postcode:
-            needed.add(q.postcode)
-            needed |= by_postcode.get(q.postcode, set())
-        if q.locality and (not q.postcode or q.postcode not in by_postcode):
-            needed |= by_locality.get(q.locality, set())
+    for postcode, locality in {(q.postcode, q.locality) for q in queries}:
+        if postcode:
+            needed.add(postcode)
+            needed |= by_postcode.get(postcode, set())
+        if locality and (not postcode or postcode not in by_postcode):
+            needed |= by_locality.get(locality, set())
     return needed
 
 

@@ -38,6 +38,7 @@ from horeca.geocode.model import (
     GAZETTEER,
     KEY_SEPARATOR,
     OSM_ATTRIBUTION,
+    PRECISIONS,
     STATUS_ERROR,
     STATUS_NOT_FOUND,
     AddressQuery,
@@ -291,6 +292,8 @@ def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
     number is not sent when the gazetteer already found its street."""
     if offline is None or not offline.found:
         return True
+    if offline.precision == PRECISIONS[0]:   # nothing finer exists
+        return False
     return precision_rank(offline.precision) > precision_rank(query.best_possible)
 
 
@@ -448,21 +451,22 @@ def _online_phase(db: sqlite_utils.Database, plan: _Plan, to_send: list[str],
 
 
 def _summarise(entities: list[Entity], summary: GeocodeSummary) -> None:
-    threshold = summary.gap_threshold_m
+    # Counted with Counter.update over generators: the loop runs once per entity.
+    rows: list[dict[str, Any]] = []
     for e in entities:
         row = e.written or e.stored
         assert row is not None, "an entity is either written this run or stored before"
-        if e.own_bad:
-            summary.bad_coordinates += 1
-        if row["lat"] is None:
-            summary.by_precision["none"] += 1
-            reason = (row["error"] or "not_found").split(":", 1)[0]
-            summary.failures[reason] += 1
-            continue
-        summary.by_precision[row["precision"]] += 1
-        summary.by_provider[split_cache_key(row["geocode_key"])[0] if row["geocode_key"]
-                            else row["provider"]] += 1
-        if row["gap_m"] is not None and precision_rank(row["precision"]) == 0:
-            summary.gaps_checked += 1
-            if row["gap_m"] > threshold:
-                summary.large_gaps += 1
+        rows.append(row)
+    summary.bad_coordinates += sum(e.own_bad for e in entities)
+    placed = [row for row in rows if row["lat"] is not None]
+    failed = [row for row in rows if row["lat"] is None]
+    if failed:
+        summary.by_precision["none"] += len(failed)
+    summary.failures.update((row["error"] or "not_found").split(":", 1)[0] for row in failed)
+    summary.by_precision.update(row["precision"] for row in placed)
+    summary.by_provider.update(split_cache_key(row["geocode_key"])[0] if row["geocode_key"]
+                               else row["provider"] for row in placed)
+    gaps = [row["gap_m"] for row in placed
+            if row["gap_m"] is not None and precision_rank(row["precision"]) == 0]
+    summary.gaps_checked += len(gaps)
+    summary.large_gaps += sum(gap > summary.gap_threshold_m for gap in gaps)
