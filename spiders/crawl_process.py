@@ -18,6 +18,7 @@ crawl starts afresh (and refreshes `last_seen` of every listing it sees again).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -144,9 +145,9 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
         "USER_AGENT": source.effective_user_agent,
         "ROBOTSTXT_OBEY": True,
         "CONCURRENT_REQUESTS": 16,
-        # Scrapy starts this many tasks for every response's output; our pipelines are
-        # synchronous, so more only costs CPU.
-        "CONCURRENT_ITEMS": 4,
+        # Scrapy starts this many tasks (plus one) for every response's output; our
+        # pipelines are synchronous, so more than one only costs CPU.
+        "CONCURRENT_ITEMS": 1,
         "CONCURRENT_REQUESTS_PER_DOMAIN": 1,  # one request at a time per site
         "DOWNLOAD_DELAY": delay,
         "AUTOTHROTTLE_ENABLED": throttle,
@@ -372,6 +373,19 @@ def _process_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: settings[k] for k in keys if k in settings}
 
 
+def quieter_collector() -> None:
+    """Keep Python's cyclic collector off the objects that live as long as the worker.
+
+    After start-up (Python, Scrapy, Twisted, the first crawler: several hundred thousand
+    objects) those objects move to the permanent generation, so the collections a crawl
+    triggers no longer walk them again, and young collections run every 10,000 rather
+    than 700 allocations. Cycles (Twisted failures, Deferreds) are still collected;
+    start-up garbage is frozen with the rest rather than paying a full collection here.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 class _Process(CrawlerProcess):
     """CrawlerProcess that remembers a Ctrl-C / SIGTERM, so no further crawl starts."""
 
@@ -456,6 +470,7 @@ class Worker:
             return
         self.process = _Process(_process_settings(first.settings))
         self._launch(first)  # before start(): the first crawler installs the reactor
+        quieter_collector()
         self.process.start(stop_after_crawl=False)
         for crawl in self.crawls:  # stopped with the reactor (a second Ctrl-C)
             self._write(crawl)

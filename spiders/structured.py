@@ -62,18 +62,21 @@ def _json_loads_lenient(text: str) -> Any:
         return json.loads(cleaned, strict=False)
 
 
-def _walk_jsonld(node: Any, inside: bool = False) -> Iterator[tuple[JsonNode, bool]]:
+def _walk_jsonld(node: Any, inside: bool = False) -> list[tuple[JsonNode, bool]]:
     """Every dict in a JSON-LD document, depth first (covers @graph, lists, nesting), with
     whether it sits inside a business node (a hotel's restaurant is part of the hotel)."""
-    if isinstance(node, list):
-        for child in node:
-            yield from _walk_jsonld(child, inside)
-    elif isinstance(node, dict):
-        yield node, inside
-        below = inside or is_business(node)
-        for key, value in node.items():
-            if key != "@context" and isinstance(value, (dict, list)):
-                yield from _walk_jsonld(value, below)
+    found: list[tuple[JsonNode, bool]] = []
+    stack: list[tuple[Any, bool]] = [(node, inside)]
+    while stack:  # a stack, not recursion: pages nest deeply and this runs for each
+        current, within = stack.pop()
+        if isinstance(current, list):
+            stack.extend((child, within) for child in reversed(current))
+        elif isinstance(current, dict):
+            found.append((current, within))
+            below = within or is_business(current)
+            stack.extend((value, below) for key, value in reversed(current.items())
+                         if key != "@context" and isinstance(value, (dict, list)))
+    return found
 
 
 def _resolve_refs(node: Any, by_id: dict[str, JsonNode], depth: int = 0) -> Any:
