@@ -477,9 +477,11 @@ class Blocker:
         if not len(within):
             return
         uidx = uidx[within]
-        positions = np.array([pos for _uid, pos, _slot in pending], dtype=np.int64)
-        self.near.append(self._nearest((owners[eidx[within]], d2[within], positions[uidx],
-                                        [pending[u][0] for u in uidx.tolist()])))
+        owner, d2, pos = owners[eidx[within]], d2[within], \
+            np.array([pos for _uid, pos, _slot in pending], dtype=np.int64)[uidx]
+        kept = self._nearest_order(owner, d2, pos)  # unit ids only for the kept entries
+        self.near.append((owner[kept], d2[kept], pos[kept],
+                          [pending[u][0] for u in uidx[kept].tolist()]))
         if len(self.near) >= NEAR_PARTS:
             self.near = [self._nearest(_concat(self.near))]
 
@@ -489,8 +491,13 @@ class Blocker:
         the one earlier in the register (however the scan was split); a unit near two of a
         place's points counts once, at its nearest."""
         owner, d2, pos, uids = found
+        order = self._nearest_order(owner, d2, pos)
+        return owner[order], d2[order], pos[order], [uids[k] for k in order.tolist()]
+
+    def _nearest_order(self, owner: np.ndarray, d2: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """The indices of the entries `_nearest` keeps, by place then distance."""
         if not len(owner):
-            return found
+            return np.empty(0, dtype=np.int64)
         # one entry per (place, unit): its smallest distance
         order = np.lexsort((d2, pos, owner))
         o, p = owner[order], pos[order]
@@ -502,8 +509,7 @@ class Blocker:
         o = owner[order]
         starts = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
         rank = np.arange(len(o)) - np.repeat(starts, np.diff(np.r_[starts, len(o)]))
-        order = order[rank < self._keep_array()[o]]
-        return owner[order], d2[order], pos[order], [uids[k] for k in order.tolist()]
+        return order[rank < self._keep_array()[o]]
 
     def _keep_array(self) -> np.ndarray:
         cached = getattr(self, "_keeps", None)
