@@ -60,9 +60,12 @@ def key_command(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=console, transient=True) as bar:
         task = bar.add_task("register units scanned", total=None)
+        stages = {"register keys": "indexing the register (once per snapshot)",
+                  "register": "register units scanned"}
 
-        def progress(_stage: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total,
+                       description=stages.get(stage, stage))
 
         summary = key_region(step.db, region_key=region, region=the_region,
                              snapshot_region=snapshot_region, config=config,
