@@ -86,6 +86,9 @@ def _print_summary(s: KeyingSummary) -> None:
     for outcome in ("match", "doubt", "no-match"):
         n = s.counts.get(outcome, 0)
         console.print(f"  {outcome:<9} {n:>6}  ({100 * n / total:.1f}%)")
+    if "register_keys" in s.seconds:
+        console.print(f"  indexed register snapshot {s.snapshot_id} first "
+                      f"({s.seconds['register_keys']:.1f} s, once per snapshot).")
     if s.labelled_places:
         console.print(f"  {s.labelled_places} places carry reviewed verdicts (used as labels).")
     console.print("Next: horeca export no-match --format xlsx -o no-match.xlsx")
