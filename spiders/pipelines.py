@@ -30,6 +30,7 @@ from horeca.spiders.writer import DEFAULT_BATCH, ListingWriter
 from horeca.store import open_db
 
 logger = logging.getLogger(__name__)
+_ENGINE_LOG = logging.getLogger("scrapy.core.engine")  # where Scrapy logs each page
 
 GATE_MINIMISE = "horeca.legal_gate.minimise.MinimisePipeline"
 ITEM_PIPELINES: dict[str, int] = {
@@ -51,7 +52,14 @@ STORE_FAILED = "horeca/store_failed"  # stats key: why a batch could not be writ
 
 class QuietDropsLogFormatter(LogFormatter):
     """Dropped listings are counted in the crawl report; logging each one (with the item)
-    at WARNING, as Scrapy does, would flood the log and cost time on large crawls."""
+    at WARNING, as Scrapy does, would flood the log and cost time on large crawls. The
+    "Crawled (200)" line of every page is a debug record: not even built unless the
+    engine's logger shows debug records."""
+
+    def crawled(self, request: Any, response: Any, spider: Any = None) -> Any:
+        if not _ENGINE_LOG.isEnabledFor(logging.DEBUG):
+            return None
+        return super().crawled(request, response, spider)
 
     def dropped(self, item: Any, exception: BaseException, response: Any,
                 spider: Any = None) -> dict[str, Any]:

@@ -129,3 +129,24 @@ def test_listing_writer_waits_for_another_writer_instead_of_failing(tmp_path) ->
     thread.join()
     assert writer.new == 1
     assert {r[0] for r in other.conn.execute("SELECT id FROM listings")} == {"a:1", "b:1"}
+
+
+def test_page_log_records_are_built_only_when_debug_is_shown() -> None:
+    import logging
+
+    from scrapy.http import HtmlResponse, Request
+
+    from horeca.spiders.pipelines import QuietDropsLogFormatter
+
+    formatter = QuietDropsLogFormatter()
+    request = Request("http://a.example/")
+    response = HtmlResponse("http://a.example/", body=b"<p>x</p>", request=request)
+    scrapy_log = logging.getLogger("scrapy")
+    level = scrapy_log.level
+    try:
+        scrapy_log.setLevel(logging.INFO)
+        assert formatter.crawled(request, response, None) is None
+        scrapy_log.setLevel(logging.DEBUG)
+        assert formatter.crawled(request, response, None)["level"] == logging.DEBUG
+    finally:
+        scrapy_log.setLevel(level)
