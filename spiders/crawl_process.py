@@ -174,6 +174,9 @@ def crawl_settings(source: Any, options: SpiderOptions, region: Region, *, db_pa
         # Scrapy's default queue, which balances requests across download slots, only
         # adds work per request. Part of the job fingerprint: saved queues differ.
         "SCHEDULER_PRIORITY_QUEUE": SCHEDULER_PRIORITY_QUEUE,
+        # Scrapy's pickle LIFO queue in JOBDIR, with its newest requests held in memory
+        # until the crawl stops (same files, same resume; see spiders/queues.py).
+        "SCHEDULER_DISK_QUEUE": "horeca.spiders.queues.BufferedLifoDiskQueue",
         "LOG_FORMATTER": "horeca.spiders.pipelines.QuietDropsLogFormatter",
         "LOG_LEVEL": "INFO",
         "LOGSTATS_INTERVAL": 30.0,
