@@ -133,28 +133,31 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         yield db
 
 
-def upsert(db: sqlite_utils.Database, table: str, rows: list[dict] | tuple[dict, ...], *,
-           key: str | tuple[str, ...], keep: tuple[str, ...] = ()) -> int:
+def upsert(db: sqlite_utils.Database, table: str, rows: Sequence[Any], *,
+           key: str | tuple[str, ...], keep: tuple[str, ...] = (),
+           columns: Sequence[str] | None = None) -> int:
     """Insert rows, or update them in place when their natural key exists.
 
     Columns named in `keep` are written on insert but never overwritten (e.g. `first_seen`).
     All rows must have the same keys. Uses `INSERT ... ON CONFLICT DO UPDATE`, so NOT NULL
     columns and defaults behave as on a plain insert. Returns the number of rows given.
+    With `columns`, rows are tuples of values in that order (bulk writers that build
+    tuples anyway save a dict per row).
     """
     if not rows:
         return 0
-    columns = list(rows[0])
+    names = list(columns) if columns is not None else list(rows[0])
     keys = (key,) if isinstance(key, str) else tuple(key)
-    updates = [c for c in columns if c not in keys and c not in keep]
-    quoted = ", ".join(f"[{c}]" for c in columns)
-    placeholders = ", ".join("?" for _ in columns)
+    updates = [c for c in names if c not in keys and c not in keep]
+    quoted = ", ".join(f"[{c}]" for c in names)
+    placeholders = ", ".join("?" for _ in names)
     conflict = ", ".join(f"[{k}]" for k in keys)
     action = ("DO UPDATE SET " + ", ".join(f"[{c}] = excluded.[{c}]" for c in updates)
               if updates else "DO NOTHING")
     sql = (f"INSERT INTO [{table}] ({quoted}) VALUES ({placeholders}) "
            f"ON CONFLICT ({conflict}) {action}")
     with db.conn:
-        db.conn.executemany(sql, map(_row_values(columns), rows))
+        db.conn.executemany(sql, rows if columns is not None else map(_row_values(names), rows))
     return len(rows)
 
 

@@ -106,6 +106,21 @@ def test_store_upsert_keeps_first_seen_and_updates_the_rest(tmp_path: Path) -> N
         "Chez B", "2026-01-01", "2026-03-01")
 
 
+def test_store_upsert_of_tuples_in_named_columns_inserts_then_updates_in_place(
+        tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+    columns = ("id", "source", "source_id", "name", "first_seen", "last_seen")
+    upsert(db, "listings", [("s:1", "s", "1", "Chez A", "2026-01-01", "2026-01-01"),
+                            ("s:2", "s", "2", "Chez Z", "2026-01-01", "2026-01-01")],
+           key="id", keep=("first_seen",), columns=columns)
+    upsert(db, "listings", [("s:1", "s", "1", "Chez B", "2026-03-01", "2026-03-01")],
+           key="id", keep=("first_seen",), columns=columns)
+    rows = db.conn.execute("SELECT id, name, first_seen, last_seen FROM listings "
+                           "ORDER BY id").fetchall()
+    assert rows == [("s:1", "Chez B", "2026-01-01", "2026-03-01"),
+                    ("s:2", "Chez Z", "2026-01-01", "2026-01-01")]
+
+
 def test_error_inside_transaction_rolls_back_sqlite_utils_writes(tmp_path: Path) -> None:
     db = open_db(tmp_path / "h.db")
     with pytest.raises(ZeroDivisionError), transaction(db):
