@@ -11,16 +11,17 @@ from __future__ import annotations
 import sys
 
 
-def skip_dataframe_libraries() -> None:
-    """sqlite-utils imports pandas and numpy when they are installed, only to convert their
-    types; a crawl never hands it a DataFrame, and those imports cost about a second of
-    CPU in every crawl subprocess."""
-    for name in ("pandas", "numpy"):
+def skip_unused_libraries() -> None:
+    """Libraries that other libraries import only when installed, for types a crawl never
+    handles: sqlite-utils imports pandas and numpy to convert their values (about a
+    second of CPU per worker), Scrapy's itemadapter imports pydantic to support pydantic
+    items (0.1 s; our items are dicts)."""
+    for name in ("pandas", "numpy", "pydantic"):
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    skip_dataframe_libraries()
+    skip_unused_libraries()
     from horeca.spiders.crawl_process import main
 
     sys.exit(main(sys.argv[1:]))

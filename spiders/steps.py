@@ -48,6 +48,9 @@ def clean_text(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value)
+    if text.isascii() and "&" not in text and "<" not in text:
+        # nothing to decode, strip or normalise (invisible characters are not ASCII)
+        return " ".join(text.split()) or None
     if "&" in text:
         text = html.unescape(text)
     if "<" in text:

@@ -292,6 +292,20 @@ def test_normalising_never_fails_and_is_idempotent(name, address, phone, count, 
         assert value != ""
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_clean_text_of_plain_ascii_is_the_general_cleaning(text: str) -> None:
+    import html
+    import re
+    import unicodedata
+
+    general = html.unescape(text) if "&" in text else text  # the slow path, spelled out
+    general = re.sub(r"<[^>]{0,200}>", " ", general) if "<" in general else general
+    general = unicodedata.normalize("NFC", general)
+    general = re.sub(r"\s+", " ", general).strip() or None
+    assert steps.clean_text(text) == general
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=60))
 def test_clean_text_collapses_whitespace_and_is_idempotent(text: str) -> None:
