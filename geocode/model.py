@@ -91,6 +91,10 @@ def split_cache_key(key: str) -> tuple[str, str]:
     return provider, query_key
 
 
+CACHE_COLUMNS = ("key", "provider", "query", "lat", "lon", "precision", "status", "error",
+                 "created_at", "method", "matched")
+
+
 @dataclass(slots=True)
 class Answer:
     """What one provider said about one query (a row of the `geocodes` cache; read-only)."""
@@ -124,10 +128,12 @@ class Answer:
         return None
 
     def row(self, created_at: str) -> dict[str, Any]:
-        return {"key": self.key, "provider": self.provider, "query": self.query,
-                "lat": self.lat, "lon": self.lon, "precision": self.precision,
-                "status": self.status, "error": self.error, "created_at": created_at,
-                "method": self.method, "matched": self.matched}
+        return dict(zip(CACHE_COLUMNS, self.values(created_at), strict=True))
+
+    def values(self, created_at: str) -> tuple[Any, ...]:
+        """Its `geocodes` row as a tuple, in `CACHE_COLUMNS` order."""
+        return (self.key, self.provider, self.query, self.lat, self.lon, self.precision,
+                self.status, self.error, created_at, self.method, self.matched)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Answer:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlite_utils
 
@@ -35,6 +35,7 @@ from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
 from horeca.geocode.geo import haversine_m, valid_position
 from horeca.geocode.model import (
+    CACHE_COLUMNS,
     GAZETTEER,
     KEY_SEPARATOR,
     OSM_ATTRIBUTION,
@@ -72,9 +73,42 @@ class Entity:
     query: AddressQuery | None
     own: tuple[float, float] | None   # the entity's own coordinates, when usable
     own_bad: bool                     # coordinates given but unusable (0,0, out of range)
-    stored: dict[str, Any] | None     # its entity_geocodes row, if any
+    stored: StoredRow | None          # its entity_geocodes row, if any
     why: str | None = None            # without a query: no_address or unparsable
-    written: dict[str, Any] | None = None   # the row this run wrote for it, if any
+    written: EntityRow | None = None  # the row this run wrote for it, if any
+
+
+class EntityRow(NamedTuple):
+    """An `entity_geocodes` row, in column order (written as it is)."""
+
+    entity_kind: str
+    entity_id: str
+    snapshot_id: int | None
+    geocode_key: str | None
+    lat: float | None
+    lon: float | None
+    precision: str | None
+    provider: str | None
+    gap_m: float | None
+    updated_at: str
+    status: str
+    error: str | None
+
+
+class StoredRow(NamedTuple):
+    """An entity's `entity_geocodes` row as read back, with whether its answer is cached."""
+
+    geocode_key: str | None
+    cached: bool
+    lat: float | None
+    lon: float | None
+    precision: str | None
+    provider: str | None
+    gap_m: float | None
+    updated_at: str | None
+    status: str | None
+    error: str | None
+    snapshot_id: int | None
 
 
 # ------------------------------------------------------------------ reading entities
@@ -87,11 +121,7 @@ def _own_position(lat: Any, lon: Any) -> tuple[tuple[float, float] | None, bool]
     return None, True
 
 
-_STORED_NAMES = ("geocode_key", "cached", "lat", "lon", "precision", "provider", "gap_m",
-                 "updated_at", "status", "error", "snapshot_id")
-
-
-def stored_rows(db: sqlite_utils.Database, kind: str) -> dict[str, dict[str, Any]]:
+def stored_rows(db: sqlite_utils.Database, kind: str) -> dict[str, StoredRow]:
     """Entity id -> its entity_geocodes row of `kind`, with whether its answer is cached.
 
     Read apart from the entities: on a first run there is nothing to join."""
@@ -99,12 +129,8 @@ def stored_rows(db: sqlite_utils.Database, kind: str) -> dict[str, dict[str, Any
            "e.precision, e.provider, e.gap_m, e.updated_at, e.status, e.error, e.snapshot_id "
            "FROM entity_geocodes e LEFT JOIN geocodes g ON g.key = e.geocode_key "
            "WHERE e.entity_kind = ?")
-    found = {}
-    for entity_id, *values in db.conn.execute(sql, (kind,)):
-        stored = dict(zip(_STORED_NAMES, values, strict=True))
-        stored["cached"] = bool(stored["cached"])
-        found[entity_id] = stored
-    return found
+    return {entity_id: StoredRow(key, bool(cached), *values)
+            for entity_id, key, cached, *values in db.conn.execute(sql, (kind,))}
 
 
 def _in_region(region: Region | None, postcode: str | None, tagged: str | None,
@@ -176,27 +202,27 @@ def is_pending(entity: Entity, redo_all: bool = False, online: bool = False) -> 
     stored = entity.stored
     if redo_all or stored is None:
         return True
-    if entity.snapshot_id != stored["snapshot_id"]:
+    if entity.snapshot_id != stored.snapshot_id:
         return True
     if entity.query is None:
-        return stored["geocode_key"] is not None or stored["error"] != entity.why
-    if stored["geocode_key"] is None:
+        return stored.geocode_key is not None or stored.error != entity.why
+    if stored.geocode_key is None:
         return True
-    _provider, key = split_cache_key(stored["geocode_key"])
+    _provider, key = split_cache_key(stored.geocode_key)
     if key not in (entity.query.key, entity.query.gazetteer_key):
         return True
-    if not stored["cached"]:
+    if not stored.cached:
         # Its answer left the cache: a gazetteer import drops the gazetteer's answers.
         return True
-    if precision_rank(stored["precision"]) > precision_rank(entity.query.best_possible):
+    if precision_rank(stored.precision) > precision_rank(entity.query.best_possible):
         # Offline, the same cached answers would come back; online may do better.
         return online
-    stored_answer_point = (stored["lat"], stored["lon"])
+    stored_answer_point = (stored.lat, stored.lon)
     if stored_answer_point[0] is None:
         return True
     own_gap = (round(haversine_m(*entity.own, *stored_answer_point), 1)
                if entity.own is not None else None)
-    return not _same_gap(own_gap, stored["gap_m"])
+    return not _same_gap(own_gap, stored.gap_m)
 
 
 # ------------------------------------------------------------------ the cache
@@ -222,8 +248,8 @@ def _rows_params(db: sqlite_utils.Database, sql: str, params: list[str]
 def write_answers(db: sqlite_utils.Database, answers: Iterable[Answer]) -> int:
     stamp = now_iso()
     # In key order, SQLite fills its index pages one after another.
-    rows = [a.row(stamp) for a in sorted(answers, key=_answer_key)]
-    return upsert(db, "geocodes", rows, key="key") if rows else 0
+    rows = [a.values(stamp) for a in sorted(answers, key=_answer_key)]
+    return upsert(db, "geocodes", rows, key="key", columns=CACHE_COLUMNS) if rows else 0
 
 
 _answer_key = attrgetter("key")
@@ -247,20 +273,18 @@ class _Plan:
     online: dict[str, Answer]                   # query key -> online answer (cached or new)
 
 
-def _entity_row(entity: Entity, answer: Answer | None, stamp: str) -> dict[str, Any]:
+def _entity_row(entity: Entity, answer: Answer | None, stamp: str) -> EntityRow:
     if answer is None:
-        return {"entity_kind": entity.kind, "entity_id": entity.id,
-                "snapshot_id": entity.snapshot_id, "geocode_key": None, "lat": None,
-                "lon": None, "precision": None, "provider": None, "gap_m": None,
-                "updated_at": stamp, "status": STATUS_ERROR, "error": entity.why}
-    found = answer.found
-    return {"entity_kind": entity.kind, "entity_id": entity.id,
-            "snapshot_id": entity.snapshot_id, "geocode_key": answer.key,
-            "lat": answer.lat if found else None, "lon": answer.lon if found else None,
-            "precision": answer.precision if found else None, "provider": answer.provider,
-            "gap_m": gap_m(entity.own, answer) if found and entity.own is not None else None,
-            "updated_at": stamp, "status": answer.status,
-            "error": None if found else (answer.error or answer.reason)}
+        return EntityRow(entity.kind, entity.id, entity.snapshot_id, None, None, None, None,
+                         None, None, stamp, STATUS_ERROR, entity.why)
+    if answer.found:
+        return EntityRow(entity.kind, entity.id, entity.snapshot_id, answer.key, answer.lat,
+                         answer.lon, answer.precision, answer.provider,
+                         gap_m(entity.own, answer) if entity.own is not None else None,
+                         stamp, answer.status, None)
+    return EntityRow(entity.kind, entity.id, entity.snapshot_id, answer.key, None, None, None,
+                     answer.provider, None, stamp, answer.status,
+                     answer.error or answer.reason)
 
 
 def _best(plan: _Plan, query: AddressQuery | None) -> Answer | None:
@@ -281,10 +305,11 @@ def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Pl
     if rows:
         # In key order, SQLite fills its index pages one after another.
         rows.sort(key=_entity_key)
-        upsert(db, "entity_geocodes", rows, key=("entity_kind", "entity_id"))
+        upsert(db, "entity_geocodes", rows, key=("entity_kind", "entity_id"),
+               columns=EntityRow._fields)
 
 
-_entity_key = itemgetter("entity_kind", "entity_id")
+_entity_key = itemgetter(0, 1)   # (entity_kind, entity_id)
 
 
 def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
@@ -452,21 +477,21 @@ def _online_phase(db: sqlite_utils.Database, plan: _Plan, to_send: list[str],
 
 def _summarise(entities: list[Entity], summary: GeocodeSummary) -> None:
     # Counted with Counter.update over generators: the loop runs once per entity.
-    rows: list[dict[str, Any]] = []
+    rows: list[EntityRow | StoredRow] = []
     for e in entities:
         row = e.written or e.stored
         assert row is not None, "an entity is either written this run or stored before"
         rows.append(row)
     summary.bad_coordinates += sum(e.own_bad for e in entities)
-    placed = [row for row in rows if row["lat"] is not None]
-    failed = [row for row in rows if row["lat"] is None]
+    placed = [row for row in rows if row.lat is not None]
+    failed = [row for row in rows if row.lat is None]
     if failed:
         summary.by_precision["none"] += len(failed)
-    summary.failures.update((row["error"] or "not_found").split(":", 1)[0] for row in failed)
-    summary.by_precision.update(row["precision"] for row in placed)
-    summary.by_provider.update(split_cache_key(row["geocode_key"])[0] if row["geocode_key"]
-                               else row["provider"] for row in placed)
-    gaps = [row["gap_m"] for row in placed
-            if row["gap_m"] is not None and precision_rank(row["precision"]) == 0]
+    summary.failures.update((row.error or "not_found").split(":", 1)[0] for row in failed)
+    summary.by_precision.update(row.precision for row in placed)
+    summary.by_provider.update(split_cache_key(row.geocode_key)[0] if row.geocode_key
+                               else row.provider for row in placed)
+    gaps = [row.gap_m for row in placed
+            if row.gap_m is not None and precision_rank(row.precision) == 0]
     summary.gaps_checked += len(gaps)
     summary.large_gaps += sum(gap > summary.gap_threshold_m for gap in gaps)
