@@ -121,6 +121,31 @@ def test_store_upsert_of_tuples_in_named_columns_inserts_then_updates_in_place(
                     ("s:2", "Chez Z", "2026-01-01", "2026-01-01")]
 
 
+def test_store_upsert_in_batches_applies_rows_in_order_as_one_row_per_statement_would(
+        tmp_path: Path) -> None:
+    db = open_db(tmp_path / "h.db")
+
+    def row(i: int, name: str, seen: str) -> dict[str, str]:
+        return {"id": f"s:{i}", "source": "s", "source_id": str(i), "name": name,
+                "first_seen": seen, "last_seen": seen}
+
+    upsert(db, "listings", [row(1, "old", "2026-01-01")], key="id", keep=("first_seen",))
+    # Several batches of rows and a remainder; one key three times, in one batch and
+    # across batches: the last one given wins, first_seen stays the stored one.
+    rows = [row(i, f"n{i}", "2026-02-01") for i in range(1000)]
+    rows[10] = row(1, "second", "2026-02-02")
+    rows[990] = row(1, "last", "2026-02-03")
+    rows[20] = row(7, "seven-a", "2026-02-01")
+    rows[21] = row(7, "seven-b", "2026-02-01")
+    assert upsert(db, "listings", rows, key="id", keep=("first_seen",)) == 1000
+    stored = {r[0]: r[1:] for r in db.conn.execute(
+        "SELECT id, name, first_seen, last_seen FROM listings")}
+    assert len(stored) == 1000 - 4   # ids 10, 20, 21 and 990 were replaced
+    assert stored["s:1"] == ("last", "2026-01-01", "2026-02-03")
+    assert stored["s:7"] == ("seven-b", "2026-02-01", "2026-02-01")
+    assert stored["s:999"] == ("n999", "2026-02-01", "2026-02-01")
+
+
 def test_error_inside_transaction_rolls_back_sqlite_utils_writes(tmp_path: Path) -> None:
     db = open_db(tmp_path / "h.db")
     with pytest.raises(ZeroDivisionError), transaction(db):
