@@ -5,7 +5,8 @@
 
 For each size, a demo world is generated with `horeca.fixtures.generate_demo`
 (`--horeca-units` N; 1500 is the committed demo, about 1,600 listings on the four
-approved sites) into bench/data/, its sites are served by `horeca.fixtures.server`, and
+approved sites) into bench/data/, its sites are served by `horeca.fixtures.server` (files
+read before the clock starts: the server shares the cores with the crawl), and
 `crawl_sources` crawls the four approved sources of fixtures/demo/sources.toml exactly as
 `horeca crawl` does (legal-gate preflight, `--parallel` worker processes sharing the
 sources, robots.txt and TDM checks, minimisation, every item pipeline, batched upserts
@@ -34,6 +35,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +68,43 @@ def bench_sources(out: Path) -> Path:
     return path
 
 
+class WorkerPeakRss:
+    """The largest peak RSS (VmHWM) among this process's crawl workers, read from /proc
+    every 0.2 s while they run. Not `getrusage(RUSAGE_CHILDREN).ru_maxrss`: Linux carries
+    the parent's own high-water mark into a child across exec, and this process holds
+    the preloaded fixture sites (about 100 MB for the 4x world)."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> WorkerPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(0.2):
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    status = (proc / "status").read_text()
+                    if f"\nPPid:\t{me}\n" not in status or \
+                            b"run_one" not in (proc / "cmdline").read_bytes():
+                        continue
+                    hwm = next(line for line in status.splitlines()
+                               if line.startswith("VmHWM:"))
+                except (OSError, StopIteration):
+                    continue
+                self.peak_kb = max(self.peak_kb, int(hwm.split()[1]))
+
+
 def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
     """One crawl of the four approved sources; run in a fresh process (see main)."""
     from horeca.fixtures.server import serve_sites
@@ -75,13 +114,14 @@ def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
     world = world_dir(horeca_units)
     sources = bench_sources(world)
     with tempfile.TemporaryDirectory(prefix="horeca-bench-crawl-") as tmp, \
-            serve_sites(world / "sites") as proxy:
+            serve_sites(world / "sites", preload=True) as proxy:
         load_before = [round(x, 2) for x in os.getloadavg()]
         self_cpu0 = time.process_time()
         start = time.perf_counter()
-        reports = crawl_sources(Path(tmp) / "bench.db", sources, APPROVED,
-                                resolve_region("brussels"), proxy, throttle=False,
-                                parallel=parallel)
+        with WorkerPeakRss() as rss:
+            reports = crawl_sources(Path(tmp) / "bench.db", sources, APPROVED,
+                                    resolve_region("brussels"), proxy, throttle=False,
+                                    parallel=parallel)
         wall = time.perf_counter() - start
         self_cpu = time.process_time() - self_cpu0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -97,7 +137,7 @@ def measure(horeca_units: int, parallel: int) -> dict[str, Any]:
         "crawl_cpu_ms_per_page": round(1000 * child_cpu / pages, 2) if pages else None,
         "cpu_s_fixture_server_and_runner": round(self_cpu, 2),
         "listings_per_cpu_s": round(kept / (child_cpu + self_cpu), 1),
-        "peak_rss_mb_crawl_process": round(children.ru_maxrss / 1024, 1),
+        "peak_rss_mb_crawl_process": round(rss.peak_kb / 1024, 1),
         "load_avg_before": load_before,
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "sources": {r.source: {"status": r.status, "pages": r.pages, "kept": r.kept,
