@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlite_utils
@@ -304,12 +304,9 @@ def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Pl
         rows.append(row)
     if rows:
         # In key order, SQLite fills its index pages one after another.
-        rows.sort(key=_entity_key)
+        rows.sort()   # (entity_kind, entity_id) come first and are unique
         upsert(db, "entity_geocodes", rows, key=("entity_kind", "entity_id"),
                columns=EntityRow._fields)
-
-
-_entity_key = itemgetter(0, 1)   # (entity_kind, entity_id)
 
 
 def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
