@@ -41,7 +41,7 @@ from horeca.store import open_db, transaction
 from horeca.store.runs import finish_run, start_run
 
 WORK_DIR = ".horeca"
-POLL_S = 0.2
+POLL_S = 0.05  # how soon a finished crawl is reported; a poll costs a few system calls
 
 # progress(source_name, {"pages": n, "items": n, "kept": n}) while a crawl runs
 ProgressCallback = Callable[[str, dict[str, int]], None]
