@@ -13,10 +13,14 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from horeca import __version__
-from horeca.context import DEFAULT_PURPOSE, ENV_ANALYST, ENV_PURPOSE, AppContext
-from horeca.errors import UserError
-from horeca.store import ENV_DB, resolve_db_path
+from horeca.lean_imports import import_sqlite_utils_without_pandas
+
+import_sqlite_utils_without_pandas()  # before any module of ours imports it
+
+from horeca import __version__  # noqa: E402
+from horeca.context import DEFAULT_PURPOSE, ENV_ANALYST, ENV_PURPOSE, AppContext  # noqa: E402
+from horeca.errors import UserError  # noqa: E402
+from horeca.store import ENV_DB, resolve_db_path  # noqa: E402
 
 USER_ERROR_EXIT = 2
 # How `horeca --help` lists the commands: the whole chain, then each step as data flows
