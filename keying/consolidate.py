@@ -181,9 +181,17 @@ def consolidate(records: Sequence[ListingRecord], config: ConsolidationConfig
         if should_merge(records[a], records[b], config, shared_contact=True,
                         exclusive_contact=exclusive):
             uf.union(a, b)
+    points = [_points(r) for r in records]
+    doors = [{a.core for a in r.addresses if a.core and a.lo is not None} for r in records]
     for a, b in sorted(spatial):
-        if uf.find(a) != uf.find(b) and should_merge(records[a], records[b], config,
-                                                      shared_contact=False):
+        ra, rb = records[a], records[b]
+        if ra.source == rb.source or uf.find(a) == uf.find(b):
+            continue  # without a shared contact, one platform's two listings stay apart
+        distance = min_distance_m(points[a], points[b])
+        if (distance is None or distance > config.max_distance_m) \
+                and not doors[a] & doors[b]:
+            continue  # neither close nor possibly at one door: `should_merge` says no
+        if should_merge(ra, rb, config, shared_contact=False):
             uf.union(a, b)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(records)):
