@@ -177,8 +177,6 @@ def test_blocking_finds_by_phone_name_address_and_distance_and_drops_common_keys
 
 
 def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
-    from horeca.keying.blocking import Blocker, prepare_rows
-
     rows = [listing("gusto:1", "Brasserie du Parc", "Rue de la Loi", "17", lat=50.846),
             listing("gusto:2", "Chez Marcel", None, None, lat=50.8521, phone="+3222222222")]
     places = consolidate([prepare_listing(r) for r in rows], CONFIG.consolidation)
@@ -188,19 +186,7 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
              *[unit(f"3.{k}", f"Parc Trading {k}", "Rue W", str(k), lat=50.7)
                for k in range(30)]]
     whole = block(places, units, CONFIG.blocking, sample_size=20, seed=5)
-    parts = []
-    # slices of the register dealt alternately to two "processes", as the parallel scan does
-    slices = [range(k, min(k + 7, len(units))) for k in range(0, len(units), 7)]
-    for first in (0, 1):
-        b = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
-        for positions in slices[first::2]:
-            for k in positions:
-                b.offer_row(units[k], position=k)
-        parts.append(b.partial())
-    merged = Blocker(places, CONFIG.blocking, sample_size=20, seed=5)
-    for part in parts:
-        merged.absorb(part)
-    split = merged.finish(prepare_rows(units))
+    split = _split_scan(places, units, 7, sample_size=20)
 
     def found(c):
         return [{(c.units[j].unit_id, mask) for j, mask in pairs} for pairs in c.pairs]
@@ -210,14 +196,16 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
     assert split.token_df == whole.token_df and split.units_scanned == whole.units_scanned
 
 
-def _split_scan(places, units, slice_size: int):
+def _split_scan(places, units, slice_size: int, sample_size: int = 5):
+    """Slices of the register dealt alternately to two "processes", as the parallel scan
+    does, their partial scans merged."""
     from horeca.keying.blocking import Blocker, prepare_rows
 
     slices = [range(k, min(k + slice_size, len(units)))
               for k in range(0, len(units), slice_size)]
-    merged = Blocker(places, CONFIG.blocking, sample_size=5, seed=5)
+    merged = Blocker(places, CONFIG.blocking, sample_size=sample_size, seed=5)
     for first in (0, 1):
-        b = Blocker(places, CONFIG.blocking, sample_size=5, seed=5)
+        b = Blocker(places, CONFIG.blocking, sample_size=sample_size, seed=5)
         for positions in slices[first::2]:
             for k in positions:
                 b.offer_row(units[k], position=k)
