@@ -107,7 +107,9 @@ def import_command(
         step.counts["skipped"] = result.issues.total
         step.counts["snapshot_id"] = result.snapshot_id
         started = time.perf_counter()
-        indexed = _index_for_keying(step.db, result.snapshot_id)
+        # keyed as `horeca key` will read it: by default the keying config's country
+        indexed = _index_for_keying(step.db, result.snapshot_id,
+                                    request.default_country or _keying_country(None))
         step.counts["indexed_for_keying"] = indexed
     print_summary(result)
     if indexed:
@@ -217,10 +219,8 @@ def index_command(
 
       horeca register index --rebuild
     """
-    from horeca.keying.config import load_config
-
     app_ctx = AppContext.of(ctx)
-    country = load_config(config_path).country
+    country = _keying_country(config_path)
     with app_ctx.step("register index", {"region": region, "rebuild": rebuild}) as step:
         snapshots = [row for row in list_snapshots(step.db, region) if row["status"] == "active"]
         if not snapshots:
@@ -233,6 +233,12 @@ def index_command(
             console.print(f"snapshot {row['id']} ({row['region']}): " + (
                 f"indexed {n} units in {time.perf_counter() - started:.1f} s" if n else
                 "already indexed"), markup=False, soft_wrap=True)
+
+
+def _keying_country(config_path: Path | None) -> str:
+    from horeca.keying.config import load_config
+
+    return load_config(config_path).country
 
 
 def _index_for_keying(db: sqlite_utils.Database, snapshot_id: int, country: str = "BE", *,
