@@ -119,9 +119,9 @@ def _numbers(lo: int | None, hi: int | None) -> list[int]:
 # A register unit's keys, written once per snapshot (keying/register_keys.py) and read by
 # every keying run: one string, keys separated by tabs, each a one-letter kind and a value.
 # The place side encodes its keys the same way (`_encoded`), so a unit's hits are one set
-# intersection. Bump KEYS_VERSION whenever what `unit_keys` writes changes.
+# intersection. Stored keys are rebuilt whenever this module's source (or a normaliser's)
+# changes: see `register_keys.code_fingerprint`.
 
-KEYS_VERSION = 1
 KEY_SEP = "\t"
 _PREFIX = {"vat": "v", "verdict": "#", "phone": "p", "domain": "d", "address": "a",
            "street": "s", "name": "n", "token": "t", "postcode": "P"}
