@@ -25,6 +25,7 @@ Keys of snapshots that are no longer active are removed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import multiprocessing
@@ -75,6 +76,11 @@ def _connection(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Conne
 def db_file(db: sqlite_utils.Database) -> str | None:
     row = db.conn.execute("PRAGMA database_list").fetchone()
     return row[2] if row and row[2] else None
+
+
+def read_only(path: str) -> contextlib.closing[sqlite3.Connection]:
+    """A worker process's own connection to the store, read-only, closed on leaving."""
+    return contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
 
 
 def can_fork() -> bool:
@@ -135,11 +141,8 @@ def _key_rows(conn: sqlite3.Connection, snapshot_id: int, rowids: tuple[int, int
 
 def _key_slice(task: tuple[int, int]) -> list[tuple[Any, ...]]:
     path, snapshot_id, country = _SHARED["path"], _SHARED["snapshot"], _SHARED["country"]
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with read_only(path) as conn:
         return _key_rows(conn, snapshot_id, task, country)
-    finally:
-        conn.close()
 
 
 def _rowid_slices(conn: sqlite3.Connection, snapshot_id: int,

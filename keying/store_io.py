@@ -14,7 +14,6 @@ import json
 import multiprocessing
 import os
 import resource
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from horeca.keying.register_keys import (
     offer_keys,
     prepare_units,
     prepared_json,
+    read_only,
 )
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
@@ -140,12 +140,9 @@ SLICES_PER_WORKER = 16
 def _scan_slices(task: tuple[str, int, list[tuple[int, int]]]) -> dict[str, Any]:
     path, snapshot_id, ranges = task
     blocker = _SHARED["blocker"].fresh()
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with read_only(path) as conn:
         for ids in ranges:
             offer_keys(blocker, conn, snapshot_id, ids)
-    finally:
-        conn.close()
     return blocker.partial()
 
 
@@ -209,11 +206,8 @@ PARALLEL_MIN_PREPARE = 5_000  # units; fewer are prepared in this process
 def _prepare_slice(task: tuple[int, int]) -> list[str]:
     lo, hi = task
     path, snapshot_id = _SHARED["path"], _SHARED["snapshot"]
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with read_only(path) as conn:
         return prepared_json(conn, snapshot_id, _SHARED["ids"][lo:hi], _SHARED["country"])
-    finally:
-        conn.close()
 
 
 def prepare_in_parallel(db: sqlite_utils.Database, snapshot_id: int, unit_ids: Sequence[str],
