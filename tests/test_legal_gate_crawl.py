@@ -9,7 +9,6 @@ subprocess's script, see `_crawl_main` at the bottom.
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -586,21 +585,18 @@ def test_items_reaching_the_spider_output_are_minimised(crawls) -> None:
     assert result["stats"].get("legal_gate/minimised/personal", 0) >= 4 * len(result["items"])
 
 
-def _gaps(times: list[float]) -> list[float]:
-    return [b - a for a, b in itertools.pairwise(times)]
+def test_the_rate_check_forgives_one_late_arrival_but_not_a_burst(
+        assert_rate_at_most) -> None:
+    # The arrivals CI once saw at a 0.3 s crawl delay: one request timed 0.12 s late.
+    assert_rate_at_most([0, 0.42, 0.59, 0.89, 1.19, 1.49, 1.79, 2.09], 1 / 0.3)
+    with pytest.raises(AssertionError):
+        assert_rate_at_most([0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06], 1 / 0.3)
+    with pytest.raises(AssertionError):  # a spider at 0.2 s instead of 0.3 s
+        assert_rate_at_most([0.2 * i for i in range(8)], 1 / 0.3)
 
 
-def assert_rate_at_most(times: list[float], per_second: float) -> None:
-    """Server-side arrival times respect the rate, allowing for loopback scheduling jitter.
-
-    Without the gate, a hostile spider sends these requests back to back (gaps near 0).
-    """
-    gaps = _gaps(times)
-    assert min(gaps) >= 0.75 / per_second, gaps
-    assert (len(times) - 1) / (times[-1] - times[0]) <= per_second * 1.02, gaps
-
-
-def test_rate_never_exceeds_the_maximum_even_with_hostile_spider_settings(crawls) -> None:
+def test_rate_never_exceeds_the_maximum_even_with_hostile_spider_settings(
+        crawls, assert_rate_at_most) -> None:
     # The spider asks for no delay, 16 parallel requests per domain, jitter and
     # AutoThrottle; some pages fail once so retries are in the mix.
     result = _result(crawls, "rate")
@@ -610,7 +606,7 @@ def test_rate_never_exceeds_the_maximum_even_with_hostile_spider_settings(crawls
     assert_rate_at_most(times, 10)
 
 
-def test_crawl_delay_is_honoured(crawls) -> None:
+def test_crawl_delay_is_honoured(crawls, assert_rate_at_most) -> None:
     _result(crawls, "crawl_delay")
     times = crawls[1].times("slow.example")
     assert len(times) >= 7, crawls[2]
