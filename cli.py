@@ -7,8 +7,10 @@ the pipeline, in the order data flows.
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -27,6 +29,20 @@ USER_ERROR_EXIT = 2
 # through it, then housekeeping. A command missing here is listed last.
 COMMAND_ORDER = ("run", "demo", "sources", "crawl", "listings", "register", "geocode", "key",
                  "evaluate", "export", "review", "audit", "purge")
+# Which component's `commands.py` adds each command. A component is imported only when one
+# of its commands runs (or `--help` lists them all), so that `horeca key` does not pay for
+# importing the crawler or the exporters (a quarter of a second).
+COMPONENT_COMMANDS = {
+    "horeca.pipeline.commands": ("run", "demo"),
+    "horeca.legal_gate.commands": ("sources", "audit", "purge"),
+    "horeca.spiders.commands": ("crawl", "listings"),
+    "horeca.register.commands": ("register",),
+    "horeca.geocode.commands": ("geocode",),
+    "horeca.keying.commands": ("key", "evaluate"),
+    "horeca.exports.commands": ("export", "review"),
+}
+_COMPONENT_OF = {name: module for module, names in COMPONENT_COMMANDS.items()
+                 for name in names}
 
 
 def _fail(message: str) -> typer.Exit:
@@ -45,7 +61,13 @@ class HorecaGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:  # type: ignore[no-untyped-def]
         # Data-flow order, not alphabetical (typer would list sub-groups after commands).
         rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
-        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
+        return sorted({*self.commands, *_COMPONENT_OF},
+                      key=lambda name: rank.get(name, len(rank)))
+
+    def get_command(self, ctx, cmd_name: str):  # type: ignore[no-untyped-def]
+        if cmd_name not in self.commands and cmd_name in _COMPONENT_OF:
+            self.commands.update(component_commands(_COMPONENT_OF[cmd_name]))
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
@@ -105,22 +127,12 @@ def main_options(
                          db_explicit=bool(db))
 
 
-def _register_components() -> None:
-    # Order = data flow; each module adds its commands (and sub-groups) to `app`.
-    from horeca.exports import commands as exports_cmds
-    from horeca.geocode import commands as geocode_cmds
-    from horeca.keying import commands as keying_cmds
-    from horeca.legal_gate import commands as gate_cmds
-    from horeca.pipeline import commands as pipeline_cmds
-    from horeca.register import commands as register_cmds
-    from horeca.spiders import commands as spider_cmds
-
-    for module in (pipeline_cmds, gate_cmds, spider_cmds, register_cmds, geocode_cmds,
-                   keying_cmds, exports_cmds):
-        module.register(app)
-
-
-_register_components()
+def component_commands(module_name: str) -> dict[str, Any]:
+    """The click commands that a component's `commands.py` adds (its `register(app)`)."""
+    module = importlib.import_module(module_name)
+    component = typer.Typer(rich_markup_mode=None, pretty_exceptions_show_locals=False)
+    module.register(component)
+    return dict(typer.main.get_group(component).commands)
 
 
 def main() -> None:

@@ -11,33 +11,18 @@ Public API:
   `priority_score` (pure functions, see `horeca.exports.priority`)
 """
 
-from horeca.exports.export import (
-    FORMATS,
-    KINDS,
-    ExportSummary,
-    Target,
-    build_rows,
-    export_places,
-    top_targets,
-)
-from horeca.exports.priority import (
-    DEFAULT_WEIGHTS,
-    PriorityWeights,
-    activity_gap,
-    activity_score,
-    load_weights,
-    priority_score,
-)
-from horeca.exports.review import ReviewImportError, ReviewSummary, import_review
-from horeca.exports.verdicts import (
-    VERDICTS,
-    Override,
-    ReviewLabels,
-    apply_verdicts,
-    latest_verdicts,
-    review_labels,
-    verdict_overrides,
-)
+from horeca.lean_imports import lazy_exports
+
+# Imported on first use: keying reads verdicts without loading the exporters.
+__getattr__ = lazy_exports(__name__, {
+    "horeca.exports.export": ("FORMATS", "KINDS", "ExportSummary", "Target", "build_rows",
+                              "export_places", "top_targets"),
+    "horeca.exports.priority": ("DEFAULT_WEIGHTS", "PriorityWeights", "activity_gap",
+                                "activity_score", "load_weights", "priority_score"),
+    "horeca.exports.review": ("ReviewImportError", "ReviewSummary", "import_review"),
+    "horeca.exports.verdicts": ("VERDICTS", "Override", "ReviewLabels", "apply_verdicts",
+                                "latest_verdicts", "review_labels", "verdict_overrides"),
+})
 
 __all__ = [
     "DEFAULT_WEIGHTS", "FORMATS", "KINDS", "VERDICTS", "ExportSummary", "Override",

@@ -15,18 +15,20 @@ Answers from Nominatim or Photon are OpenStreetMap data: show `OSM_ATTRIBUTION` 
 such positions are displayed or exported.
 """
 
-from horeca.geocode.config import GeocodeConfig, load_config
-from horeca.geocode.gazetteer import Gazetteer, load_gazetteer
-from horeca.geocode.loaders import ImportSummary, import_best, import_segments
-from horeca.geocode.model import (
-    OSM_ATTRIBUTION,
-    PRECISIONS,
-    AddressQuery,
-    Answer,
-    GeocodeSummary,
-)
-from horeca.geocode.query import build_query, listing_query, unit_query
-from horeca.geocode.run import geocode_pending
+from horeca.lean_imports import lazy_exports
+
+# Imported on first use: keying imports `horeca.geocode.geo` without the gazetteer, and
+# geopy (with the aiohttp it pulls in) loads only when online geocoding is asked for.
+__getattr__ = lazy_exports(__name__, {
+    "horeca.geocode.config": ("GeocodeConfig", "load_config"),
+    "horeca.geocode.gazetteer": ("Gazetteer", "load_gazetteer"),
+    "horeca.geocode.loaders": ("ImportSummary", "import_best", "import_segments"),
+    "horeca.geocode.model": ("OSM_ATTRIBUTION", "PRECISIONS", "AddressQuery", "Answer",
+                             "GeocodeSummary"),
+    "horeca.geocode.online": ("OnlineGeocoder",),
+    "horeca.geocode.query": ("build_query", "listing_query", "unit_query"),
+    "horeca.geocode.run": ("geocode_pending",),
+})
 
 __all__ = [
     "OSM_ATTRIBUTION",
@@ -47,13 +49,3 @@ __all__ = [
     "load_gazetteer",
     "unit_query",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # geopy (and the aiohttp it pulls in) loads only when online geocoding is asked for:
-    # every horeca command imports this package, few of them go online.
-    if name == "OnlineGeocoder":
-        from horeca.geocode.online import OnlineGeocoder
-
-        return OnlineGeocoder
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,8 +9,13 @@ Public API:
 See docs/register.md.
 """
 
-from horeca.register.importer import ImportRequest, ImportResult, import_register
-from horeca.register.snapshots import active_snapshot, iter_units, list_snapshots
+from horeca.lean_imports import lazy_exports
+
+# Imported on first use: keying reads snapshots without loading the importers.
+__getattr__ = lazy_exports(__name__, {
+    "horeca.register.importer": ("ImportRequest", "ImportResult", "import_register"),
+    "horeca.register.snapshots": ("active_snapshot", "iter_units", "list_snapshots"),
+})
 
 __all__ = ["ImportRequest", "ImportResult", "active_snapshot", "import_register", "iter_units",
            "list_snapshots"]

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from horeca.cli import COMMAND_ORDER, app
+from horeca.cli import COMMAND_ORDER, COMPONENT_COMMANDS, app, component_commands
 
 RUNNER = CliRunner()
 
@@ -17,11 +17,13 @@ def _command_paths() -> list[list[str]]:
     root = typer.main.get_command(app)
     paths: list[list[str]] = []
 
-    # typer 0.29 vendors click, so groups are recognised by their sub-commands, not by type.
+    # typer 0.29 vendors click, so groups are recognised by their sub-commands, not by
+    # type; components load their commands when asked (`get_command`).
     def walk(command: Any, path: list[str]) -> None:
         if hasattr(command, "commands"):
-            for name, sub in command.commands.items():
-                walk(sub, [*path, name])
+            ctx = command.make_context("horeca", ["--help"], resilient_parsing=True)
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), [*path, name])
         else:
             paths.append(path)
 
@@ -57,3 +59,27 @@ def test_the_cli_starts_without_importing_pandas_which_stays_importable() -> Non
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("module", COMPONENT_COMMANDS)
+def test_the_command_table_names_exactly_what_each_component_adds(module: str) -> None:
+    # The command line imports a component only when one of its commands runs, by this
+    # table: a command missing from it would never be found.
+    assert sorted(component_commands(module)) == sorted(COMPONENT_COMMANDS[module])
+
+
+def test_a_command_imports_only_its_own_component() -> None:
+    """`horeca key` starts without the crawler, the importers or the exporters."""
+    import subprocess
+    import sys
+
+    script = ("import sys; sys.argv = ['horeca', 'key', '--help']\n"
+              "from horeca.cli import main\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\n"
+              "print(sorted(m for m in sys.modules if m.startswith(('horeca.spiders', "
+              "'horeca.exports.export', 'horeca.register.importer', 'horeca.geocode.run', "
+              "'scrapy'))), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert "Usage: horeca key" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]"
