@@ -11,9 +11,10 @@ places. Nothing here reads or writes the store (see store_io.py).
 
 from __future__ import annotations
 
+import json
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,7 @@ from horeca.keying.compare import (
     compare_many,
     comparison_from_row,
     grade_letter,
+    grade_string,
     has_identity,
     model_levels_of,
     premises_only,
@@ -53,6 +55,44 @@ TOP_CANDIDATES = 3
 SHARED_UNIT_MAX_M = 150.0  # two places this close may both be one register unit
 
 
+class Candidates(Sequence[dict[str, Any]]):
+    """A decision's top candidates, best first, each as `explain_pair` gives it; kept as
+    the JSON text that `keying_results.candidates` stores (it is often made in another
+    process, see `key_places`), and decoded when read."""
+
+    __slots__ = ("_items", "json")
+
+    def __init__(self, json_text: str = "[]") -> None:
+        self.json = json_text
+        self._items: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(cls, items: Sequence[Mapping[str, Any]]) -> Candidates:
+        return cls(json.dumps(list(items), ensure_ascii=False))
+
+    def _decoded(self) -> list[dict[str, Any]]:
+        if self._items is None:
+            self._items = json.loads(self.json)
+        return self._items
+
+    def __getitem__(self, k):  # type: ignore[no-untyped-def,override]
+        return self._decoded()[k]
+
+    def __len__(self) -> int:
+        return len(self._decoded()) if self.json != "[]" else 0
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Candidates):
+            return self.json == other.json
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __hash__(self) -> int:
+        return hash(self.json)
+
+    def __repr__(self) -> str:
+        return f"Candidates({self.json[:60]!r}...)"
+
+
 @dataclass
 class Decision:
     place_id: str
@@ -60,7 +100,7 @@ class Decision:
     unit_id: str | None
     score: float | None               # match probability of the decisive candidate
     grades: str | None
-    candidates: list[dict[str, Any]]  # top candidates, best first, with weights
+    candidates: Candidates            # top candidates, best first, with weights
     reason: str
 
 
@@ -383,10 +423,22 @@ def _may_share(place: PlaceRecord, holder: PlaceRecord, pair: _Pair,
     return _same_business_evidence(place, holder)
 
 
+# Runs a function over items, in order, perhaps in several processes (store_io gives one
+# that forks); the default runs them here.
+MapMany = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+
+
+def _map_here(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    return [fn(x) for x in items]
+
+
 def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: KeyingConfig,
-               labels: Labels | None = None, compared: Compared | None = None) -> KeyingRun:
+               labels: Labels | None = None, compared: Compared | None = None,
+               map_many: MapMany | None = None) -> KeyingRun:
     """Decide every place. Deterministic: same inputs, same decisions. `compared`: the
-    comparisons already made (`compare_places`, `random_gamma`), the same they would be."""
+    comparisons already made (`compare_places`, `random_gamma`), the same they would be.
+    `map_many`: how the decisions' candidates are explained (e.g. in several processes);
+    the same explanations either way."""
     pairs = _compare_all(places, cands, config, compared.pairs if compared else None)
     model = fit_model(places, cands, pairs, config, labels,
                       compared.random_gamma if compared else None)
@@ -399,11 +451,18 @@ def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: Keyin
         -(candidate_probabilities([p.bits for p in pairs[i]])[0] if pairs[i] else -1.0),
         -(pairs[i][0].bits if pairs[i] else -math.inf), places[i].id))
     taken: dict[int, int] = {}         # unit index -> place index holding it as a match
-    decisions: dict[int, Decision] = {}
     decider = _Decider(places, pairs, units, model, config, taken, forced)
+    decided: dict[int, tuple[Decision, list[_Shown]]] = {}
     for i in order:
-        decisions[i] = decider.decide(i)
-    out = [decisions[i] for i in range(len(places))]
+        decided[i] = decider.decide(i)
+    out = [decided[i][0] for i in range(len(places))]
+    # Explaining a candidate takes more time than deciding, and nothing decided depends
+    # on it: the explanations are made last, perhaps in other processes.
+    shown = [decided[i][1] for i in range(len(places))]
+    texts = (map_many or _map_here)(lambda i: decider.explained(i, shown[i]),
+                                    [i for i in range(len(places)) if shown[i]])
+    for i, text in zip((i for i in range(len(places)) if shown[i]), texts, strict=True):
+        out[i].candidates = Candidates(text)
     counts = {o: sum(1 for d in out if d.outcome == o) for o in OUTCOMES}
     candidates_of = {places[i].id: [units[p.unit].unit_id for p in pairs[i]]
                      for i in range(len(places))}
@@ -413,6 +472,16 @@ def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: Keyin
                                "candidate_units": len(units), "pairs": cands.pair_count,
                                "truncated_places": cands.truncated_places,
                                "by_kind": cands.stats})
+
+
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """A candidate a decision shows: its pair, its probability among the place's
+    candidates, and the place that holds it as a match when this place lost it."""
+
+    pair: _Pair
+    probability: float
+    matched_to_place: str | None = None
 
 
 @dataclass
@@ -425,24 +494,43 @@ class _Decider:
     taken: dict[int, int]
     forced: Mapping[str, str]
 
-    def _explain(self, i: int, p: _Pair, probability: float | None) -> dict[str, Any]:
-        place, unit = self.places[i], self.units[p.unit]
+    def _explain(self, i: int, shown: _Shown) -> dict[str, Any]:
+        place, p = self.places[i], shown.pair
+        unit = self.units[p.unit]
         comparison = p.comparison
         if comparison is None and p.row is not None:
             comparison = comparison_from_row(place, unit, p.row)
-        return explain_pair(place, unit, self.model, self.config, probability=probability,
-                            mask=p.mask, shared=p.shared, comparison=comparison)
+        out = explain_pair(place, unit, self.model, self.config,
+                           probability=shown.probability, mask=p.mask, shared=p.shared,
+                           comparison=comparison)
+        if shown.matched_to_place is not None:
+            out["matched_to_place"] = shown.matched_to_place
+        return out
 
-    def decide(self, i: int) -> Decision:
+    def explained(self, i: int, shown: Sequence[_Shown]) -> str:
+        """The candidates a decision shows, explained, as `Candidates` JSON text."""
+        return Candidates.of([self._explain(i, c) for c in shown]).json
+
+    def _brief(self, shown: _Shown) -> dict[str, Any]:
+        """What a decision's reason says of a candidate: the same values as its
+        explanation (`explain_pair`), without making it."""
+        unit = self.units[shown.pair.unit]
+        return {"unit_id": unit.unit_id,
+                "name": unit.names.display[0] if unit.names.display else "",
+                "grades": grade_string(shown.pair.levels),
+                "probability": round(shown.probability, 6)}
+
+    def decide(self, i: int) -> tuple[Decision, list[_Shown]]:
+        """The place's decision, and the candidates it shows (explained later)."""
         place, ps = self.places[i], self.pairs[i]
         if place.id in self.forced:
             forced = self._forced(i)
             if forced is not None:
                 return forced
         if not ps:  # pragma: no branch
-            return Decision(place.id, "no-match", None, None, None, [],
+            return Decision(place.id, "no-match", None, None, None, Candidates(),
                             "No register unit shares its phone, website, VAT number, "
-                            "address, location or a distinctive name word.")
+                            "address, location or a distinctive name word."), []
         free: list[_Pair] = []
         lost: tuple[_Pair, int] | None = None
         for p in ps:
@@ -453,8 +541,7 @@ class _Decider:
             else:
                 free.append(p)
         probs = candidate_probabilities([p.bits for p in free])
-        cands = [self._explain(i, p, q) for p, q in zip(free[:TOP_CANDIDATES], probs,
-                                                        strict=False)]
+        shown = [_Shown(p, q) for p, q in zip(free[:TOP_CANDIDATES], probs, strict=False)]
         all_probs = candidate_probabilities([p.bits for p in ps])
         strong = self.config.scoring.match_probability
         if lost is not None and all_probs[ps.index(lost[0])] < strong:
@@ -464,62 +551,69 @@ class _Decider:
         if lost is not None and (not free or lost[0].bits >= free[0].bits):
             # Two places would match one unit: the one that fits it best keeps it, the
             # other is left for a person to look at.
-            lost_c = self._explain(i, lost[0], all_probs[ps.index(lost[0])])
-            lost_c["matched_to_place"] = self.places[lost[1]].id
-            cands = [lost_c, *cands][:TOP_CANDIDATES]
+            holder_id = self.places[lost[1]].id
+            lost_s = _Shown(lost[0], all_probs[ps.index(lost[0])], holder_id)
+            lost_c = self._brief(lost_s)
             return Decision(place.id, "doubt", None, lost_c["probability"], lost_c["grades"],
-                            cands, f"Its best candidate, {_who(lost_c)}, is already matched "
-                            f"to place {self.places[lost[1]].id}, which agrees with it "
-                            f"better; agrees on {_join(agreeing_fields(lost[0].levels))}.")
+                            Candidates(), f"Its best candidate, {_who(lost_c)}, is already "
+                            f"matched to place {holder_id}, which agrees with it "
+                            f"better; agrees on {_join(agreeing_fields(lost[0].levels))}."
+                            ), [lost_s, *shown][:TOP_CANDIDATES]
         if not free:
-            return Decision(place.id, "no-match", None, None, None, [],
-                            "Its only, weak, candidates are matched to other places.")
-        best, best_c, p_best = free[0], cands[0], probs[0]
+            return Decision(place.id, "no-match", None, None, None, Candidates(),
+                            "Its only, weak, candidates are matched to other places."), []
+        best, best_c, p_best = free[0], self._brief(shown[0]), probs[0]
         s = self.config.scoring
         agree, differ = agreeing_fields(best.levels), differing_fields(best.levels)
         runner_up = probs[1] if len(probs) > 1 else 0.0
+        decision = Decision(place.id, "doubt", None, p_best, best_c["grades"], Candidates(), "")
         if (s.premises_probability < 1 and best.premises_only
                 and s.premises_probability <= p_best < s.match_probability
                 and p_best >= s.premises_lead * runner_up):
             # The register has a HoReCa unit at this very door and only a legal name for
             # it: nothing to check the listing's name against, nothing contradicting.
             self.taken[best.unit] = i
-            return Decision(place.id, "match", self.units[best.unit].unit_id, p_best,
-                            best_c["grades"], cands,
-                            f"Premises match: {_who(best_c)} is a HoReCa business at the same "
-                            f"address; the register gives only its legal name, so the "
-                            f"listing's name cannot be checked, and nothing contradicts it "
-                            f"(probability {p_best:.3f}).")
+            decision.outcome, decision.unit_id = "match", self.units[best.unit].unit_id
+            decision.reason = (
+                f"Premises match: {_who(best_c)} is a HoReCa business at the same "
+                f"address; the register gives only its legal name, so the "
+                f"listing's name cannot be checked, and nothing contradicts it "
+                f"(probability {p_best:.3f}).")
+            return decision, shown
         identified = has_identity(best.levels) or best.premises_only
         if p_best >= s.match_probability and (not s.require_identity or identified):
             self.taken[best.unit] = i
-            return Decision(place.id, "match", self.units[best.unit].unit_id, p_best,
-                            best_c["grades"], cands,
-                            f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on "
-                            f"{_join(agree)}"
-                            + (f" (differs on {_join(differ)})" if differ else "")
-                            + f"; probability {p_best:.3f}.")
+            decision.outcome, decision.unit_id = "match", self.units[best.unit].unit_id
+            decision.reason = (f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on "
+                               f"{_join(agree)}"
+                               + (f" (differs on {_join(differ)})" if differ else "")
+                               + f"; probability {p_best:.3f}.")
+            return decision, shown
         if p_best >= s.match_probability:
-            text = (f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)} "
-                    f"but nothing that identifies the business itself (name, phone, website "
-                    f"or VAT number)" + (f"; it differs on {_join(differ)}." if differ else "."))
-            return Decision(place.id, "doubt", None, p_best, best_c["grades"], cands, text)
+            decision.reason = (
+                f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)} "
+                f"but nothing that identifies the business itself (name, phone, website "
+                f"or VAT number)" + (f"; it differs on {_join(differ)}." if differ else "."))
+            return decision, shown
         if p_best >= s.doubt_probability:
             if len(probs) > 1 and probs[1] >= s.doubt_probability:
-                text = (f"Two register units fit: {_who(best_c)} (probability {p_best:.2f}) "
-                        f"and {_who(cands[1])} (probability {probs[1]:.2f}); a person must "
-                        f"choose.")
+                decision.reason = (
+                    f"Two register units fit: {_who(best_c)} (probability {p_best:.2f}) "
+                    f"and {_who(self._brief(shown[1]))} (probability {probs[1]:.2f}); a "
+                    f"person must choose.")
             else:
-                text = (f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)}"
-                        + (f" but differs on {_join(differ)}" if differ else "")
-                        + f"; probability {p_best:.3f}, below the {s.match_probability} "
-                        f"needed for a match.")
-            return Decision(place.id, "doubt", None, p_best, best_c["grades"], cands, text)
-        return Decision(place.id, "no-match", None, p_best, best_c["grades"], cands,
-                        f"No register unit corroborates it: the closest, {_who(best_c)}, "
-                        f"agrees only on {_join(agree)} (probability {p_best:.3f}).")
+                decision.reason = (
+                    f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)}"
+                    + (f" but differs on {_join(differ)}" if differ else "")
+                    + f"; probability {p_best:.3f}, below the {s.match_probability} "
+                    f"needed for a match.")
+            return decision, shown
+        decision.outcome = "no-match"
+        decision.reason = (f"No register unit corroborates it: the closest, {_who(best_c)}, "
+                           f"agrees only on {_join(agree)} (probability {p_best:.3f}).")
+        return decision, shown
 
-    def _forced(self, i: int) -> Decision | None:
+    def _forced(self, i: int) -> tuple[Decision, list[_Shown]] | None:
         """A reviewer's "registered under <number>" overrides the model."""
         place, ps = self.places[i], self.pairs[i]
         number = self.forced[place.id]
@@ -529,13 +623,15 @@ class _Decider:
             if wanted and wanted in (_digits(u.unit_id), _digits(u.enterprise_number or "")):
                 self.taken.setdefault(p.unit, i)
                 probs = candidate_probabilities([q.bits for q in ps])
-                top = [self._explain(i, p, probs[ps.index(p)])]
-                top += [self._explain(i, q, probs[ps.index(q)]) for q in ps
-                        if q is not p][:TOP_CANDIDATES - 1]
-                return Decision(place.id, "match", u.unit_id, top[0]["probability"],
-                                top[0]["grades"], top,
+                shown = [_Shown(p, probs[ps.index(p)])]
+                shown += [_Shown(q, probs[ps.index(q)]) for q in ps
+                          if q is not p][:TOP_CANDIDATES - 1]
+                top = self._brief(shown[0])
+                return Decision(place.id, "match", u.unit_id, top["probability"],
+                                top["grades"], Candidates(),
                                 f"A reviewer found it registered under {number}; "
-                                f"{_who(top[0])} agrees on {_join(agreeing_fields(p.levels))}.")
+                                f"{_who(top)} agrees on {_join(agreeing_fields(p.levels))}."
+                                ), shown
         return None
 
 
@@ -545,5 +641,5 @@ def key_region(*args: Any, **kwargs: Any) -> Any:
     return _key_region(*args, **kwargs)
 
 
-__all__ = ["MISSING", "Decision", "KeyingRun", "Labels", "explain_pair", "key_places",
+__all__ = ["MISSING", "Candidates", "Decision", "KeyingRun", "Labels", "explain_pair", "key_places",
            "key_region"]
