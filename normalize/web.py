@@ -1,10 +1,10 @@
 """Websites and e-mail addresses: canonical URLs and registered domains.
 
 The registered domain ("resto-x.be" for "https://www.resto-x.be/menu") is what keying
-compares. It comes from the Public Suffix List through tldextract's *bundled snapshot*:
-the extractor below is built with no download URLs and no disk cache, so it never makes
-a network call. Hosts whose suffix is not in the list (the demo world's `*.example`
-hosts, intranet names) fall back to their last two labels.
+compares. It comes from the Public Suffix List that tldextract bundles, read by
+`public_suffix.py` (never downloaded: no network call). Hosts whose suffix is not in the
+list (the demo world's `*.example` hosts, intranet names) fall back to their last two
+labels.
 """
 
 from __future__ import annotations
@@ -12,32 +12,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-if TYPE_CHECKING:
-    import tldextract
-
-
-def make_offline_extractor() -> tldextract.TLDExtract:
-    """A tldextract extractor that reads only the snapshot bundled with the package.
-
-    Private-domain suffixes (blogspot.com, github.io, ...) are included so that two
-    businesses hosted on the same platform keep different registered domains.
-    """
-    import tldextract  # here, not at the top: it pulls in requests (a quarter of a second)
-
-    return tldextract.TLDExtract(
-        cache_dir=None,
-        suffix_list_urls=(),
-        fallback_to_snapshot=True,
-        include_psl_private_domains=True,
-    )
-
-
-@lru_cache(maxsize=1)
-def _extractor() -> tldextract.TLDExtract:
-    return make_offline_extractor()
+from horeca.normalize.public_suffix import split_host
 
 _TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "mc_cid", "mc_eid",
@@ -144,9 +121,9 @@ def normalize_url(url: str | None) -> str | None:
 def _host_registered_domain(host: str) -> str | None:
     if _is_ip(host):
         return host
-    result = _extractor()(host)
-    if result.domain and result.suffix:
-        return f"{result.domain}.{result.suffix}"
+    domain, suffix = split_host(host)
+    if domain and suffix:
+        return f"{domain}.{suffix}"
     labels = [label for label in host.split(".") if label]
     if len(labels) >= 2:  # suffix unknown to the PSL: treat the last label as the TLD
         return ".".join(labels[-2:])
