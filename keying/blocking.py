@@ -251,11 +251,13 @@ class Blocker:
         self.sample_size = sample_size
         self.seed = seed
         # The place-side keys in the units' encoding: one set intersection per unit finds
-        # its hits. (A unit's postcodes are looked at only when a name word hits: they
-        # make the local keys.)
+        # its hits. The places' postcodes are among them: with a name word that hits,
+        # they make the local keys.
         self.wanted: dict[str, tuple[str, Any]] = {
             _encoded(kind, key): (kind, key)
             for kind, keys in self.index.items() if kind != "local" for key in keys}
+        self.wanted.update((_encoded("postcode", code), ("postcode", code))
+                           for code in self.place_postcodes)
         self._start_scan()
         self._limits = {
             "verdict": config.max_units_per_enterprise,
@@ -395,16 +397,16 @@ class Blocker:
         if found:
             wanted, hit = self.wanted, self._hit
             words: list[str] = []
+            postcodes: list[str] = []
             for encoded in found:
                 kind, key = wanted[encoded]
                 if kind == "token":
                     words.append(key)
+                elif kind == "postcode":
+                    postcodes.append(key)
                 else:
                     kept = hit(kind, key, slot) or kept
             if words:
-                place_postcodes = self.place_postcodes
-                postcodes = [p[1:] for p in parts
-                             if p.startswith("P") and p[1:] in place_postcodes]
                 df, local = self.token_df, self.index["local"]
                 for word in words:
                     df[word] = df.get(word, 0) + 1  # counted even once too common
