@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -423,22 +423,10 @@ def _may_share(place: PlaceRecord, holder: PlaceRecord, pair: _Pair,
     return _same_business_evidence(place, holder)
 
 
-# Runs a function over items, in order, perhaps in several processes (store_io gives one
-# that forks); the default runs them here.
-MapMany = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
-
-
-def _map_here(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
-    return [fn(x) for x in items]
-
-
 def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: KeyingConfig,
-               labels: Labels | None = None, compared: Compared | None = None,
-               map_many: MapMany | None = None) -> KeyingRun:
+               labels: Labels | None = None, compared: Compared | None = None) -> KeyingRun:
     """Decide every place. Deterministic: same inputs, same decisions. `compared`: the
-    comparisons already made (`compare_places`, `random_gamma`), the same they would be.
-    `map_many`: how the decisions' candidates are explained (e.g. in several processes);
-    the same explanations either way."""
+    comparisons already made (`compare_places`, `random_gamma`), the same they would be."""
     pairs = _compare_all(places, cands, config, compared.pairs if compared else None)
     model = fit_model(places, cands, pairs, config, labels,
                       compared.random_gamma if compared else None)
@@ -456,13 +444,12 @@ def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: Keyin
     for i in order:
         decided[i] = decider.decide(i)
     out = [decided[i][0] for i in range(len(places))]
-    # Explaining a candidate takes more time than deciding, and nothing decided depends
-    # on it: the explanations are made last, perhaps in other processes.
-    shown = [decided[i][1] for i in range(len(places))]
-    texts = (map_many or _map_here)(lambda i: decider.explained(i, shown[i]),
-                                    [i for i in range(len(places)) if shown[i]])
-    for i, text in zip((i for i in range(len(places)) if shown[i]), texts, strict=True):
-        out[i].candidates = Candidates(text)
+    # Nothing decided depends on the explanations: they are made once every place is
+    # decided. (Making them in forked worker processes was tried: slower, as the workers
+    # copy the pages of every record they touch.)
+    for i in range(len(places)):
+        if decided[i][1]:
+            out[i].candidates = Candidates(decider.explained(i, decided[i][1]))
     counts = {o: sum(1 for d in out if d.outcome == o) for o in OUTCOMES}
     candidates_of = {places[i].id: [units[p.unit].unit_id for p in pairs[i]]
                      for i in range(len(places))}

@@ -278,34 +278,6 @@ def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
     return Compared(compared, random_levels)
 
 
-PARALLEL_MIN_ITEMS = 2_000  # below this, mapping in one process is quicker
-
-
-def _map_slice(task: tuple[int, int]) -> list[Any]:
-    fn, items = _SHARED["fn"], _SHARED["items"]
-    return [fn(x) for x in items[task[0]:task[1]]]
-
-
-def map_in_workers(fn: Callable[[Any], Any], items: Sequence[Any], *,
-                   workers: int) -> list[Any]:
-    """`[fn(x) for x in items]`, by several processes when there are enough items. `fn`
-    and `items` reach the processes by fork (closures welcome); the results travel back,
-    so they should be small (e.g. text)."""
-    if workers < 2 or len(items) < PARALLEL_MIN_ITEMS or not can_fork():
-        return [fn(x) for x in items]
-    step = len(items) // (workers * SLICES_PER_WORKER) + 1
-    tasks = [(lo, min(len(items), lo + step)) for lo in range(0, len(items), step)]
-    _SHARED.update(fn=fn, items=items)
-    out: list[Any] = []
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for part in pool.imap(_map_slice, tasks):
-                out.extend(part)
-    finally:
-        _SHARED.clear()
-    return out
-
-
 def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> Labels | None:
     """What reviewed verdicts say about this run's places (see exports/verdicts.py)."""
     if db.execute("SELECT count(*) FROM verdicts").fetchone()[0] == 0:
@@ -417,9 +389,7 @@ def _key_region(db: sqlite_utils.Database, *, region_key: str, region: Region | 
     if progress:
         progress("register", total_units, total_units)
     t0, c0 = time.perf_counter(), _cpu_time()
-    workers = _workers(config)
-    run = key_places(places, cands, config, labels, compare_in_parallel(places, cands, config),
-                     map_many=lambda fn, items: map_in_workers(fn, items, workers=workers))
+    run = key_places(places, cands, config, labels, compare_in_parallel(places, cands, config))
     seconds["compare_score_assign"] = time.perf_counter() - t0
     cpu["compare_score_assign"] = _cpu_time() - c0
     summary = KeyingSummary(
