@@ -130,15 +130,17 @@ class Labels:
 
 # ----------------------------------------------------------------------------- scoring
 
+_COLUMN = {f: j for j, f in enumerate(FIELDS)}
 
-@dataclass
+
+@dataclass(slots=True)
 class _Pair:
     unit: int
     mask: int
     levels: tuple[int, ...]      # graded levels (GRADES order)
     trade_name_known: bool
     model: tuple[int, ...] = ()  # model levels (model.FIELDS order)
-    shared: dict[str, int] = field(default_factory=dict)  # A-level field -> units sharing it
+    shared: dict[str, int] | None = None  # A-level field -> units sharing it
     bits: float = 0.0
     comparison: Comparison | None = None  # kept to explain the pair without comparing again
     row: ComparisonRow | None = None      # or its plain values, from another process
@@ -166,18 +168,17 @@ def _with_model_levels(place: PlaceRecord, units: Sequence[UnitRecord],
     # candidates that agree on it; for a name resting on one word, every unit whose
     # name holds that word ("Paleis" is in many names, "Vesuvio" in few).
     for f in TF_FIELDS:
-        col = FIELDS.index(f)
-        k = sum(1 for p in out if p.model[col] == 0)
-        if not k:
-            continue
-        for p, unit in zip(out, units, strict=True):
-            if p.model[col] != 0:
-                continue
+        col = _COLUMN[f]
+        agreeing = [(p, unit) for p, unit in zip(out, units, strict=True) if p.model[col] == 0]
+        k = len(agreeing)
+        for p, unit in agreeing:
             shared = k
             if f == "name":
                 common = place.names.tokens & unit.names.tokens
                 if len(common) == 1:
                     shared = max(k, token_df.get(next(iter(common)), 0))
+            if p.shared is None:
+                p.shared = {}
             p.shared[f] = shared
     return out
 
@@ -250,9 +251,11 @@ def _label_array(places: Sequence[PlaceRecord], units: Sequence[UnitRecord],
 
 def _tf_matrix(flat: Sequence[_Pair], register_size: int) -> np.ndarray:
     tf = np.full((len(flat), len(FIELDS)), np.nan)
+    size = max(1, register_size)
     for k, p in enumerate(flat):
-        for f, shared in p.shared.items():
-            tf[k, FIELDS.index(f)] = shared / max(1, register_size)
+        if p.shared:
+            for f, shared in p.shared.items():
+                tf[k, _COLUMN[f]] = shared / size
     return tf
 
 
