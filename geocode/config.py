@@ -15,6 +15,9 @@
     country = "BE"
     gap_threshold_m = 250           # a listing this far from its address is flagged
     fuzzy_cutoff = 85               # rapidfuzz similarity for a misspelt street
+    workers = 0                     # offline matching of large runs: 2 = in a second
+                                    # process while the first reads and writes, 1 = in
+                                    # one process, 0 = 2 when another core looks idle
 
     [geocode.provider_options]      # passed to the geopy geocoder as is (api_key, ...)
 
@@ -52,6 +55,7 @@ class GeocodeConfig:
     country: str = "BE"
     gap_threshold_m: float = 250.0
     fuzzy_cutoff: float = 85.0
+    workers: int = 0
     provider_options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -72,7 +76,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "scheme": (str,), "min_delay_seconds": (int, float), "timeout_seconds": (int, float),
     "max_retries": (int,), "retry_backoff_seconds": (int, float),
     "max_consecutive_errors": (int,), "max_requests_per_run": (int,), "country": (str,),
-    "gap_threshold_m": (int, float), "fuzzy_cutoff": (int, float), "provider_options": (dict,),
+    "gap_threshold_m": (int, float), "fuzzy_cutoff": (int, float), "workers": (int,),
+    "provider_options": (dict,),
 }
 
 
@@ -116,6 +121,9 @@ def check_config(config: GeocodeConfig, where: str = "geocode config") -> None:
             raise UserError("the public Nominatim server forbids bulk geocoding: a per-run "
                             "request cap is required", path=where,
                             fix="set max_requests_per_run (e.g. 2500) or use your own server")
+    if config.workers not in (0, 1, 2):
+        raise UserError("workers must be 0 (automatic), 1 or 2", path=where,
+                        fix="use workers = 0 (a second process when a core is idle), 1 or 2")
     if not 0 < config.fuzzy_cutoff <= 100 or config.gap_threshold_m <= 0:
         raise UserError("fuzzy_cutoff must be in (0, 100] and gap_threshold_m > 0", path=where,
                         fix="use e.g. fuzzy_cutoff = 85, gap_threshold_m = 250")

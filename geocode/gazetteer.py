@@ -322,6 +322,14 @@ class Gazetteer:
         self.localities = dict(self.localities)
         return self
 
+    def absorb(self, other: Gazetteer) -> None:
+        """Add the areas of another finalised gazetteer built on other postcodes: an area
+        is built from its own postcode's rows only, so areas loaded apart combine as
+        they are."""
+        self.areas.update(other.areas)
+        for name, postcodes in other.localities.items():
+            self.localities.setdefault(name, set()).update(postcodes)
+
     # ------------------------------------------------------------------ matching
     def match(self, query: AddressQuery) -> Answer:
         """The best position the gazetteer can give for one query (never raises)."""
@@ -463,10 +471,12 @@ class Gazetteer:
 # ---------------------------------------------------------------------- loading
 
 def gazetteer_postcodes(db: sqlite_utils.Database) -> dict[str, set[str]]:
-    """Folded municipality name -> postcodes, over everything imported."""
+    """Folded municipality name -> postcodes, over everything imported (every language
+    an area is known by: BeST streets carry German names too)."""
     out: dict[str, set[str]] = defaultdict(set)
-    sql = ("SELECT DISTINCT postcode, municipality_fr, municipality_nl FROM gazetteer_streets "
-           "UNION SELECT DISTINCT postcode, municipality_fr, municipality_nl "
+    sql = ("SELECT DISTINCT postcode, municipality_fr, municipality_nl, NULL "
+           "FROM gazetteer_streets "
+           "UNION SELECT DISTINCT postcode, municipality_fr, municipality_nl, municipality_de "
            "FROM gazetteer_address_streets")
     for postcode, *names in db.conn.execute(sql):
         for name in names:
@@ -475,22 +485,60 @@ def gazetteer_postcodes(db: sqlite_utils.Database) -> dict[str, set[str]]:
     return dict(out)
 
 
+def has_gazetteer(db: sqlite_utils.Database) -> bool:
+    """Whether any gazetteer (segments or address points) is imported."""
+    return db.conn.execute("SELECT EXISTS (SELECT 1 FROM gazetteer_streets) OR "
+                           "EXISTS (SELECT 1 FROM gazetteer_address_streets)").fetchone()[0] == 1
+
+
+class Reach:
+    """Which postcodes' streets a query can reach: its own, the other postcodes of the
+    same municipality, and the postcodes of a locality named without a known postcode.
+    A query's answer depends on these areas only."""
+
+    def __init__(self, by_locality: dict[str, set[str]]) -> None:
+        self.by_locality = by_locality
+        self.by_postcode: dict[str, set[str]] = defaultdict(set)
+        for postcodes in by_locality.values():
+            for p in postcodes:
+                self.by_postcode[p] |= postcodes
+
+    def postcodes(self, queries: Iterable[AddressQuery]) -> set[str]:
+        by_locality, by_postcode = self.by_locality, self.by_postcode
+        needed: set[str] = set()
+        for postcode, locality in {(q.postcode, q.locality) for q in queries}:
+            if postcode:
+                needed.add(postcode)
+                needed |= by_postcode.get(postcode, set())
+            if locality and (not postcode or postcode not in by_postcode):
+                needed |= by_locality.get(locality, set())
+        return needed
+
+
 def needed_postcodes(db: sqlite_utils.Database, queries: Iterable[AddressQuery]) -> set[str]:
-    """Postcodes whose streets the queries can reach: their own, the other postcodes of
-    the same municipality, and the postcodes of localities named without a postcode."""
-    by_locality = gazetteer_postcodes(db)
-    by_postcode: dict[str, set[str]] = defaultdict(set)
-    for postcodes in by_locality.values():
-        for p in postcodes:
-            by_postcode[p] |= postcodes
-    needed: set[str] = set()
-    for postcode, locality in {(q.postcode, q.locality) for q in queries}:
-        if postcode:
-            needed.add(postcode)
-            needed |= by_postcode.get(postcode, set())
-        if locality and (not postcode or postcode not in by_postcode):
-            needed |= by_locality.get(locality, set())
-    return needed
+    """Postcodes whose streets the queries can reach (see `Reach`)."""
+    return Reach(gazetteer_postcodes(db)).postcodes(queries)
+
+
+class AreaLoader:
+    """One gazetteer grown batch by batch: before a batch of queries is matched, the
+    areas it can reach that are not loaded yet are read (each area once). Every query is
+    answered as by a gazetteer loaded for all queries at once."""
+
+    def __init__(self, db: sqlite_utils.Database, *,
+                 fuzzy_cutoff: float = DEFAULT_FUZZY_CUTOFF) -> None:
+        self.db, self.fuzzy_cutoff = db, fuzzy_cutoff
+        self.reach = Reach(gazetteer_postcodes(db))
+        self.imported = has_gazetteer(db)
+        self.gazetteer = Gazetteer(fuzzy_cutoff=fuzzy_cutoff).finalize()
+        self.loaded: set[str] = set()
+
+    def for_queries(self, queries: Iterable[AddressQuery]) -> Gazetteer:
+        new = self.reach.postcodes(queries) - self.loaded
+        if new:
+            self.gazetteer.absorb(load_gazetteer(self.db, new, fuzzy_cutoff=self.fuzzy_cutoff))
+            self.loaded |= new
+        return self.gazetteer
 
 
 

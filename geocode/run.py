@@ -21,27 +21,25 @@ batches), so an interrupted run keeps every answer it paid for.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlite_utils
 
 from horeca.bulk import collector_paused
 from horeca.geocode.config import GeocodeConfig
-from horeca.geocode.gazetteer import Gazetteer, load_gazetteer, needed_postcodes
 from horeca.geocode.geo import haversine_m, valid_position
 from horeca.geocode.model import (
-    CACHE_COLUMNS,
     GAZETTEER,
     KEY_SEPARATOR,
     OSM_ATTRIBUTION,
     PRECISIONS,
     STATUS_ERROR,
-    STATUS_NOT_FOUND,
     AddressQuery,
     Answer,
     GeocodeSummary,
@@ -50,6 +48,7 @@ from horeca.geocode.model import (
     precision_rank,
     split_cache_key,
 )
+from horeca.geocode.offline import OfflineMatching, write_answers
 from horeca.geocode.query import address_query, unit_query, why_no_query
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
@@ -63,6 +62,10 @@ if TYPE_CHECKING:
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
 
 _ONLINE_COMMIT_EVERY = 10       # answers; at 1 request/s, about every 10 seconds
+_LOOKUP_BATCH = 2048            # new distinct queries looked up in the cache at once
+# Page cache while the offline answers are written (KiB; used only as far as needed):
+# 100,000 entities and their answers fill about 40 MB of pages.
+_WRITE_CACHE_KIB = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -148,7 +151,13 @@ def _in_region(region: Region | None, postcode: str | None, tagged: str | None,
 def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
                      default_country: str = "BE") -> list[Entity]:
     """Every listing and every unit of an active register snapshot, in `region`."""
-    entities: list[Entity] = []
+    return list(iter_entities(db, region, default_country))
+
+
+def iter_entities(db: sqlite_utils.Database, region: Region | None = None,
+                  default_country: str = "BE") -> Iterator[Entity]:
+    """`collect_entities` one by one: a run matches the first addresses while it is still
+    reading the others."""
     stored = stored_rows(db, "listing")
     listings = ("SELECT id, street, house_number, postcode, locality, country, address_raw, "
                 "lat, lon, region FROM listings")
@@ -160,7 +169,7 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
         query = address_query(street, number, postcode, locality, country, None, raw,
                               default_country)
         why = why_no_query(street, number, postcode, locality, raw) if query is None else None
-        entities.append(Entity("listing", lid, None, query, own, bad, stored.get(lid), why))
+        yield Entity("listing", lid, None, query, own, bad, stored.get(lid), why)
     units = (
         "SELECT u.unit_id, u.snapshot_id, u.street_fr, u.street_nl, u.house_number, "
         "u.postcode, u.municipality_fr, u.municipality_nl, u.lat, u.lon, s.region "
@@ -178,9 +187,7 @@ def collect_entities(db: sqlite_utils.Database, region: Region | None = None,
                            default_country)
         why = why_no_query(street_fr, street_nl, number, postcode, mun_fr,
                            mun_nl) if query is None else None
-        entities.append(Entity("unit", uid, snapshot_id, query, own, bad, stored.get(uid),
-                               why))
-    return entities
+        yield Entity("unit", uid, snapshot_id, query, own, bad, stored.get(uid), why)
 
 
 # ------------------------------------------------------------------ deciding what to do
@@ -245,16 +252,6 @@ def _rows_params(db: sqlite_utils.Database, sql: str, params: list[str]
         yield dict(zip(names, values, strict=True))
 
 
-def write_answers(db: sqlite_utils.Database, answers: Iterable[Answer]) -> int:
-    stamp = now_iso()
-    # In key order, SQLite fills its index pages one after another.
-    rows = [a.values(stamp) for a in sorted(answers, key=_answer_key)]
-    return upsert(db, "geocodes", rows, key="key", columns=CACHE_COLUMNS) if rows else 0
-
-
-_answer_key = attrgetter("key")
-
-
 def has_answers(db: sqlite_utils.Database, provider: str) -> bool:
     """Whether the cache holds any answer of `provider` (one look into the key index):
     a first run, or the first after a gazetteer import, need not look up each address."""
@@ -296,17 +293,25 @@ def _best(plan: _Plan, query: AddressQuery | None) -> Answer | None:
     return better(offline, plan.online.get(query.key))
 
 
-def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Plan) -> None:
+def _entity_rows(entities: list[Entity], plan: _Plan) -> list[EntityRow]:
     stamp = now_iso()
     rows = []
     for e in entities:
         e.written = row = _entity_row(e, _best(plan, e.query), stamp)
         rows.append(row)
+    # In key order, SQLite fills its index pages one after another.
+    rows.sort()   # (entity_kind, entity_id) come first and are unique
+    return rows
+
+
+def _write_rows(db: sqlite_utils.Database, rows: list[EntityRow]) -> None:
     if rows:
-        # In key order, SQLite fills its index pages one after another.
-        rows.sort()   # (entity_kind, entity_id) come first and are unique
         upsert(db, "entity_geocodes", rows, key=("entity_kind", "entity_id"),
                columns=EntityRow._fields)
+
+
+def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Plan) -> None:
+    _write_rows(db, _entity_rows(entities, plan))
 
 
 def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
@@ -340,29 +345,27 @@ def _run(db: sqlite_utils.Database, region: Region | None, online: bool | None,
          progress: Progress | None, actor: str | None, purpose: str | None) -> GeocodeSummary:
     go_online = config.online if online is None else online
     summary = GeocodeSummary(gap_threshold_m=config.gap_threshold_m)
-    entities = collect_entities(db, region, config.country)
-    pending = [e for e in entities if is_pending(e, redo_all, go_online)]
-    summary.entities, summary.pending = len(entities), len(pending)
-    summary.up_to_date = len(entities) - len(pending)
-
-    queries: dict[str, AddressQuery] = {}
-    for e in pending:
-        if e.query is not None:
-            queries.setdefault(e.query.key, e.query)
-    summary.queries = len(queries)
-    plan = _Plan(queries=queries, offline={}, online={})
-
+    plan = _Plan(queries={}, offline={}, online={})
     geocoder = online_geocoder
-    if go_online and geocoder is None and queries:
-        from horeca.geocode.online import OnlineGeocoder  # geopy is loaded only to go online
 
-        geocoder = OnlineGeocoder(config)   # refuses early without a user agent
-    online_id = geocoder.provider_id if geocoder is not None else config.provider_id
+    def before_first_query() -> None:
+        nonlocal geocoder
+        if go_online and geocoder is None:
+            from horeca.geocode.online import OnlineGeocoder  # geopy loads only to go online
 
-    _offline_phase(db, plan, config, summary, progress)
-    to_send = _online_candidates(db, plan, online_id, summary)
-    with transaction(db):
-        _write_entities(db, pending, plan)
+            geocoder = OnlineGeocoder(config)   # refuses early without a user agent
+
+    matching = OfflineMatching(db, workers=config.workers, fuzzy_cutoff=config.fuzzy_cutoff)
+    try:
+        entities, pending = _read_and_match(db, region, config, redo_all, go_online, plan,
+                                            matching, summary, before_first_query)
+        summary.entities, summary.pending = len(entities), len(pending)
+        summary.up_to_date = len(entities) - len(pending)
+        summary.queries = len(plan.queries)
+        online_id = geocoder.provider_id if geocoder is not None else config.provider_id
+        to_send = _write_offline(db, plan, pending, matching, online_id, summary, progress)
+    finally:
+        matching.close()
 
     if to_send and geocoder is not None:
         _online_phase(db, plan, to_send, pending, geocoder, summary, progress)
@@ -383,44 +386,126 @@ def _run(db: sqlite_utils.Database, region: Region | None, online: bool | None,
     return summary
 
 
-def _offline_phase(db: sqlite_utils.Database, plan: _Plan, config: GeocodeConfig,
-                   summary: GeocodeSummary, progress: Progress | None) -> None:
-    if has_answers(db, GAZETTEER):
-        gazetteer_keys = {cache_key(GAZETTEER, q.gazetteer_key): k
-                          for k, q in plan.queries.items()}
-        cached = read_cache(db, gazetteer_keys)
-        for ckey, answer in cached.items():
-            plan.offline[gazetteer_keys[ckey]] = answer
-        summary.cache_hits += len(cached)
-    missing = [(k, q) for k, q in plan.queries.items() if k not in plan.offline]
-    if not missing:
+def _read_and_match(db: sqlite_utils.Database, region: Region | None, config: GeocodeConfig,
+                    redo_all: bool, go_online: bool, plan: _Plan, matching: OfflineMatching,
+                    summary: GeocodeSummary, before_first_query: Callable[[], None]
+                    ) -> tuple[list[Entity], list[Entity]]:
+    """Read the entities, keep the pending ones, and hand each new distinct query the
+    cache cannot answer to the matcher, in batches, while reading goes on."""
+    entities: list[Entity] = []
+    pending: list[Entity] = []
+    queries = plan.queries
+    cached = has_answers(db, GAZETTEER)   # else a first run: nothing to look up
+    fresh: list[AddressQuery] = []
+    for e in iter_entities(db, region, config.country):
+        entities.append(e)
+        if not is_pending(e, redo_all, go_online):
+            continue
+        pending.append(e)
+        query = e.query
+        if query is not None and query.key not in queries:
+            if not queries:
+                before_first_query()
+            queries[query.key] = query
+            fresh.append(query)
+            if len(fresh) >= _LOOKUP_BATCH:
+                _to_matcher(db, plan, fresh, cached, matching, summary)
+                fresh = []
+    _to_matcher(db, plan, fresh, cached, matching, summary)
+    return entities, pending
+
+
+def _to_matcher(db: sqlite_utils.Database, plan: _Plan, fresh: list[AddressQuery],
+                cached: bool, matching: OfflineMatching, summary: GeocodeSummary) -> None:
+    if not fresh:
         return
-    gazetteer = load_gazetteer(db, needed_postcodes(db, (q for _, q in missing)),
-                               fuzzy_cutoff=config.fuzzy_cutoff)
-    computed = []
-    for i, (key, query) in enumerate(missing, start=1):
-        answer = _match(gazetteer, query)
-        plan.offline[key] = answer
-        computed.append(answer)
-        if progress and (i % 5000 == 0 or i == len(missing)):
-            progress("offline", i, len(missing))
-    with transaction(db):
-        write_answers(db, computed)
+    if cached:
+        by_cache_key = {cache_key(GAZETTEER, q.gazetteer_key): q for q in fresh}
+        hits = read_cache(db, by_cache_key)
+        for ckey, answer in hits.items():
+            plan.offline[by_cache_key[ckey].key] = answer
+        summary.cache_hits += len(hits)
+        fresh = [q for q in fresh if q.key not in plan.offline]
+    matching.add(fresh)
 
 
-def _match(gazetteer: Gazetteer, query: AddressQuery) -> Answer:
-    if not gazetteer.areas:
-        return Answer(provider=GAZETTEER, query_key=query.gazetteer_key, query="",
-                      status=STATUS_NOT_FOUND, error="not_found: no gazetteer imported")
-    return gazetteer.match(query)
+def _write_offline(db: sqlite_utils.Database, plan: _Plan, pending: list[Entity],
+                   matching: OfflineMatching, online_id: str, summary: GeocodeSummary,
+                   progress: Progress | None) -> list[str]:
+    """Take the gazetteer's answers batch by batch, and write them with the rows of the
+    pending entities; returns the query keys to send online.
+
+    Entities come in the order their queries were first seen, so each batch completes
+    the next stretch of them. When a second process matches, each batch is written as it
+    comes, while that process matches the next ones; otherwise everything is written at
+    the end, in key order (cheaper for SQLite when nothing else could run meanwhile).
+    """
+    keys = list(plan.queries)   # in the order first seen
+    online_cached = has_answers(db, online_id)
+    to_send: list[str] = []
+    progressive = matching.forked
+    held_answers: list[Answer] = []
+    held_rows: list[EntityRow] = []
+    next_key = next_entity = 0
+
+    def take(answers: list[Answer]) -> None:
+        nonlocal next_key, next_entity
+        first = next_key
+        while next_key < len(keys) and keys[next_key] in plan.offline:
+            next_key += 1
+        to_send.extend(_online_candidates(db, plan, keys[first:next_key], online_id,
+                                          online_cached, summary))
+        done = next_entity
+        while next_entity < len(pending) and (pending[next_entity].query is None
+                                              or pending[next_entity].query.key
+                                              in plan.offline):
+            next_entity += 1
+        rows = _entity_rows(pending[done:next_entity], plan)
+        if progressive:
+            write_answers(db, answers)
+            _write_rows(db, sorted(rows))
+        else:
+            held_answers.extend(answers)
+            held_rows.extend(rows)
+
+    # One transaction: a page that several batches touch goes to disk once, not once per
+    # batch (per-batch commits wrote twice as much); its pages stay in memory meanwhile.
+    with transaction(db), (_page_cache(db, _WRITE_CACHE_KIB) if progressive
+                           else contextlib.nullcontext()):
+        for batch in matching.batches(progress):
+            for query, answer in batch:
+                plan.offline[query.key] = answer
+            take([answer for _query, answer in batch])
+        take([])   # what the cache answered after the last batch; entities without query
+        write_answers(db, held_answers)
+        # In key order, SQLite fills its index pages one after another.
+        _write_rows(db, sorted(held_rows))   # (entity_kind, entity_id) lead, unique
+    assert next_entity == len(pending), "every pending entity gets a row"
+    return to_send
 
 
-def _online_candidates(db: sqlite_utils.Database, plan: _Plan, online_id: str,
+@contextmanager
+def _page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
+    """SQLite's page cache raised to `kib` KiB (if smaller) for a block, then restored."""
+    before = db.conn.execute("PRAGMA cache_size").fetchone()[0]
+    page_kib = db.conn.execute("PRAGMA page_size").fetchone()[0] / 1024
+    if (-before if before < 0 else before * page_kib) >= kib:
+        yield
+        return
+    db.conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+    try:
+        yield
+    finally:
+        db.conn.execute(f"PRAGMA cache_size = {int(before)}")
+
+
+def _online_candidates(db: sqlite_utils.Database, plan: _Plan, keys: list[str],
+                       online_id: str, online_cached: bool,
                        summary: GeocodeSummary) -> list[str]:
-    """Query keys to send online: not placed to the number offline, and not cached."""
-    wanted = [k for k, q in plan.queries.items() if _needs_online(q, plan.offline.get(k))]
+    """Of `keys`, those to send online: not placed to the number offline, and not cached."""
+    wanted = [k for k in keys if _needs_online(plan.queries[k], plan.offline.get(k))]
     online_keys = {cache_key(online_id, k): k for k in wanted}
-    cached = read_cache(db, online_keys) if online_keys and has_answers(db, online_id) else {}
+    cached = read_cache(db, online_keys) if online_keys and online_cached else {}
     to_send = []
     for ckey, key in online_keys.items():
         answer = cached.get(ckey)
