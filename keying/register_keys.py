@@ -42,8 +42,8 @@ from horeca.keying.blocking import Blocker, unit_keys, unit_point
 from horeca.keying.records import (
     UnitRecord,
     prepare_unit,
-    unit_record_from_json,
     unit_record_json,
+    unit_records_from_json,
     with_geocode,
 )
 from horeca.store import param_batches, transaction
@@ -339,9 +339,8 @@ def prepare_units(db: sqlite_utils.Database, snapshot_id: int,
                              "record) VALUES (?, ?, ?)", new)
         kept.update((pos, text) for pos, _sid, text in new)
     geocodes = unit_geocodes(conn, [uid for _pos, uid in todo])
-    records: dict[int, UnitRecord] = {}
-    for pos, uid in todo:
-        if pos not in records:
-            record = unit_record_from_json(kept[pos])
-            records[pos] = with_geocode(record, geocodes.get(uid)) if geocodes else record
+    wanted = dict.fromkeys(todo)  # each unit once, in order
+    decoded = unit_records_from_json([kept[pos] for pos, _uid in wanted])
+    records = {pos: with_geocode(record, geocodes.get(uid)) if geocodes else record
+               for (pos, uid), record in zip(wanted, decoded, strict=True)}
     return [records[pos] for pos, _uid in todo]

@@ -21,6 +21,7 @@ from horeca.keying.records import (
     prepare_unit,
     unit_record_from_json,
     unit_record_json,
+    unit_records_from_json,
     with_geocode,
 )
 from horeca.keying.synthetic import listings_from_world, units_from_world
@@ -191,6 +192,7 @@ def register_rows(draw) -> dict:
 def test_a_prepared_unit_survives_its_json_and_takes_its_geocode_later(row, geocode) -> None:
     record = prepare_unit(row)
     assert unit_record_from_json(unit_record_json(record)) == record
+    assert unit_records_from_json([unit_record_json(record)] * 2) == [record, record]
     assert with_geocode(record, geocode) == prepare_unit(row, geocode=geocode)
 
 
