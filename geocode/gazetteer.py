@@ -23,11 +23,16 @@ Boxes play no part: all boxes of a building share its position.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import importlib
+import marshal
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import groupby
 from operator import itemgetter
+from pathlib import Path
 
 import sqlite_utils
 from rapidfuzz import fuzz, process
@@ -47,7 +52,7 @@ from horeca.normalize import (
     parse_house_number,
     street_core,
 )
-from horeca.store import param_batches
+from horeca.store import param_batches, transaction
 
 Point = tuple[float, float]
 # An address point as the index build reads it: (street id, number, suffix, lat, lon).
@@ -520,6 +525,111 @@ def needed_postcodes(db: sqlite_utils.Database, queries: Iterable[AddressQuery])
     return Reach(gazetteer_postcodes(db)).postcodes(queries)
 
 
+# ---------------------------------------------------------------------- the stored index
+
+INDEX_FORMAT = 1
+# The code an area's index is derived from: any change to it makes stored areas stale.
+INDEX_CODE = ("horeca.normalize", "horeca.geocode.gazetteer", "horeca.geocode.geo")
+_INDEX_CHUNK = 64   # postcodes built at once when the index is stored
+
+
+@lru_cache(maxsize=1)
+def index_fingerprint() -> str:
+    """A hash of the index format and of the source of the code that builds an area."""
+    digest = hashlib.sha256(f"gazetteer index {INDEX_FORMAT}".encode())
+    for name in INDEX_CODE:
+        module = importlib.import_module(name)
+        path = Path(module.__file__ or "")
+        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+        for file in files:
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def area_blob(area: Area) -> bytes:
+    """One finalised area as plain data (marshal: the store is the user's own file, and
+    its points come back in C, far faster than they are indexed from rows). Streets are
+    numbered; the name and core indexes refer to them by number."""
+    number = {id(street): i for i, street in enumerate(area.streets)}
+    streets = [(s.label, s.names, s.langs,
+                [(g.house_from, g.house_to, g.start, g.end) for g in s.segments],
+                s.lettered, s.plain, s.sides, s.center) for s in area.streets]
+    return marshal.dumps((
+        INDEX_FORMAT, area.postcode, area.label, area.municipalities, area.center, streets,
+        [(name, [number[id(s)] for s in group]) for name, group in area.by_name.items()],
+        [(core, [number[id(s)] for s in group]) for core, group in area.by_core.items()]))
+
+
+def area_from_blob(data: bytes) -> Area:
+    (_format, postcode, label, municipalities, center, streets_data, by_name,
+     by_core) = marshal.loads(data)
+    streets = [Street(postcode=postcode, label=s_label, names=names, langs=langs,
+                      segments=[Segment(*g) for g in segments], lettered=lettered,
+                      plain=plain, sides=sides, center=s_center)
+               for (s_label, names, langs, segments, lettered, plain, sides, s_center)
+               in streets_data]
+    area = Area(postcode=postcode, municipalities=municipalities, label=label,
+                streets=streets, center=center)
+    area.by_name = {name: [streets[i] for i in group] for name, group in by_name}
+    area.by_core = {core: [streets[i] for i in group] for core, group in by_core}
+    area.name_choices = list(area.by_name)
+    return area
+
+
+def store_index(db: sqlite_utils.Database) -> int:
+    """Build every postcode's area from the tables and store it (replacing the stored
+    index); returns the number of areas. Gazetteer imports call it in their transaction."""
+    db.conn.execute("DELETE FROM gazetteer_index")
+    postcodes = sorted({row[0] for row in db.conn.execute(
+        "SELECT DISTINCT postcode FROM gazetteer_streets WHERE postcode IS NOT NULL UNION "
+        "SELECT DISTINCT postcode FROM gazetteer_address_streets")})
+    code, stored = index_fingerprint(), 0
+    for i in range(0, len(postcodes), _INDEX_CHUNK):
+        areas = load_gazetteer(db, set(postcodes[i:i + _INDEX_CHUNK])).areas
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO gazetteer_index (postcode, code, data) VALUES (?, ?, ?)",
+            [(postcode, code, area_blob(area)) for postcode, area in areas.items()])
+        stored += len(areas)
+    return stored
+
+
+def ensure_index(db: sqlite_utils.Database) -> int:
+    """Store the index again if another version of the code built it, or if a gazetteer
+    was imported before the index existed; returns the number of areas stored (0 when
+    the stored index was up to date). Geocoding runs call it first: after an upgrade,
+    the first run rebuilds it once instead of every run building it."""
+    stale = db.conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM gazetteer_index WHERE code != ?) OR "
+        "(NOT EXISTS (SELECT 1 FROM gazetteer_index) AND "
+        "(EXISTS (SELECT 1 FROM gazetteer_streets) OR "
+        "EXISTS (SELECT 1 FROM gazetteer_address_streets)))",
+        (index_fingerprint(),)).fetchone()[0]
+    if not stale:
+        return 0
+    with transaction(db):
+        return store_index(db)
+
+
+def load_areas(db: sqlite_utils.Database, postcodes: set[str], *,
+               fuzzy_cutoff: float = DEFAULT_FUZZY_CUTOFF) -> Gazetteer:
+    """The areas of `postcodes`, as `load_gazetteer` builds them: from the stored index
+    where it holds them in this code's format, else from the tables."""
+    gaz = Gazetteer(fuzzy_cutoff=fuzzy_cutoff).finalize()
+    code = index_fingerprint()
+    for chunk in param_batches(sorted(postcodes)):
+        sql = (f"SELECT postcode, data FROM gazetteer_index WHERE code = ? "
+               f"AND postcode IN ({','.join('?' * len(chunk))})")
+        for postcode, data in db.conn.execute(sql, (code, *chunk)):
+            area = gaz.areas[postcode] = area_from_blob(data)
+            for name in area.municipalities:
+                gaz.localities.setdefault(name, set()).add(postcode)
+    missing = postcodes - set(gaz.areas)
+    if missing:
+        gaz.absorb(load_gazetteer(db, missing, fuzzy_cutoff=fuzzy_cutoff))
+    return gaz
+
+
 class AreaLoader:
     """One gazetteer grown batch by batch: before a batch of queries is matched, the
     areas it can reach that are not loaded yet are read (each area once). Every query is
@@ -536,7 +646,7 @@ class AreaLoader:
     def for_queries(self, queries: Iterable[AddressQuery]) -> Gazetteer:
         new = self.reach.postcodes(queries) - self.loaded
         if new:
-            self.gazetteer.absorb(load_gazetteer(self.db, new, fuzzy_cutoff=self.fuzzy_cutoff))
+            self.gazetteer.absorb(load_areas(self.db, new, fuzzy_cutoff=self.fuzzy_cutoff))
             self.loaded |= new
         return self.gazetteer
 

@@ -4,7 +4,9 @@ Both read CSV as a stream (a national BeST file has millions of rows), accept pl
 .gz and .zip files, guess the encoding (UTF-8 with or without BOM, UTF-16 with BOM, else
 Windows-1252) and the delimiter (`,` `;` tab `|`), and match column names without regard
 to case. An import replaces every row previously imported under the same source name, in
-one transaction, and drops the gazetteer's cached answers (they may now be wrong).
+one transaction, drops the gazetteer's cached answers (they may now be wrong) and
+stores the gazetteer's index afresh (`gazetteer.store_index`), so that geocoding runs
+read it instead of building it.
 
 Segments are a small curated file: any bad row stops the import with its line number.
 BeST is a large official extract: rows that cannot be used (no position, no street,
@@ -26,6 +28,7 @@ from typing import IO, Any
 import sqlite_utils
 
 from horeca.errors import UserError
+from horeca.geocode.gazetteer import store_index
 from horeca.geocode.geo import valid_position
 from horeca.geocode.model import GAZETTEER
 from horeca.legal_gate import audit
@@ -208,8 +211,9 @@ def _record_source(db: sqlite_utils.Database, summary: ImportSummary, run_id: in
     upsert(db, "gazetteer_sources", [{"name": summary.source, "kind": summary.kind,
                                       "path": summary.path, "rows": summary.rows_kept,
                                       "imported_at": now_iso(), "run_id": run_id}], key="name")
-    # Cached gazetteer answers were computed from the old data.
+    # Cached gazetteer answers were computed from the old data, and so was the index.
     db.conn.execute("DELETE FROM geocodes WHERE provider = ?", (GAZETTEER,))
+    store_index(db)
     table = "gazetteer_streets" if summary.kind == "segments" else "gazetteer_addresses"
     audit.record(db, "import", actor=actor, source=summary.path, target=table,
                  rows=summary.rows_kept, purpose=purpose, details=summary.as_counts())

@@ -27,12 +27,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlite_utils
 
 from horeca.bulk import collector_paused
 from horeca.geocode.config import GeocodeConfig
+from horeca.geocode.gazetteer import ensure_index
 from horeca.geocode.geo import haversine_m, valid_position
 from horeca.geocode.model import (
     GAZETTEER,
@@ -294,13 +296,20 @@ def _best(plan: _Plan, query: AddressQuery | None) -> Answer | None:
 
 
 def _entity_rows(entities: list[Entity], plan: _Plan) -> list[EntityRow]:
+    """The entities' rows, in their order (each also kept as `entity.written`)."""
     stamp = now_iso()
     rows = []
+    offline = plan.offline if not plan.online else None   # offline runs: nothing to compare
     for e in entities:
-        e.written = row = _entity_row(e, _best(plan, e.query), stamp)
+        query = e.query
+        if query is None:
+            answer = None
+        elif offline is not None:
+            answer = offline.get(query.key)
+        else:
+            answer = _best(plan, query)
+        e.written = row = _entity_row(e, answer, stamp)
         rows.append(row)
-    # In key order, SQLite fills its index pages one after another.
-    rows.sort()   # (entity_kind, entity_id) come first and are unique
     return rows
 
 
@@ -311,7 +320,8 @@ def _write_rows(db: sqlite_utils.Database, rows: list[EntityRow]) -> None:
 
 
 def _write_entities(db: sqlite_utils.Database, entities: list[Entity], plan: _Plan) -> None:
-    _write_rows(db, _entity_rows(entities, plan))
+    # In key order, SQLite fills its index pages one after another.
+    _write_rows(db, sorted(_entity_rows(entities, plan)))   # (kind, id) lead, unique
 
 
 def _needs_online(query: AddressQuery, offline: Answer | None) -> bool:
@@ -355,6 +365,7 @@ def _run(db: sqlite_utils.Database, region: Region | None, online: bool | None,
 
             geocoder = OnlineGeocoder(config)   # refuses early without a user agent
 
+    ensure_index(db)
     matching = OfflineMatching(db, workers=config.workers, fuzzy_cutoff=config.fuzzy_cutoff)
     try:
         entities, pending = _read_and_match(db, region, config, redo_all, go_online, plan,
@@ -570,9 +581,9 @@ def _summarise(entities: list[Entity], summary: GeocodeSummary) -> None:
     if failed:
         summary.by_precision["none"] += len(failed)
     summary.failures.update((row.error or "not_found").split(":", 1)[0] for row in failed)
-    summary.by_precision.update(row.precision for row in placed)
-    summary.by_provider.update(split_cache_key(row.geocode_key)[0] if row.geocode_key
-                               else row.provider for row in placed)
+    summary.by_precision.update(map(attrgetter("precision"), placed))
+    # A placed row's provider is its answer's, the one its cache key starts with.
+    summary.by_provider.update(map(attrgetter("provider"), placed))
     gaps = [row.gap_m for row in placed
             if row.gap_m is not None and precision_rank(row.precision) == 0]
     summary.gaps_checked += len(gaps)

@@ -25,6 +25,7 @@ Tables and natural keys (what makes a re-run update rather than duplicate):
 | gazetteer_streets  | (source, seq)                | geocode import-gazetteer        |
 | gazetteer_address_streets | (source, postcode, street_fr, street_nl, street_de) | import-best |
 | gazetteer_addresses| (street_id, house_number)    | geocode import-best             |
+| gazetteer_index    | postcode                     | geocode imports (prebuilt index)|
 | register_unit_keys | (snapshot_id, unit_id); id = scan order | keying (once per snapshot) |
 | register_unit_records | id (= register_unit_keys.id) | keying (units prepared so far)  |
 | register_key_builds| snapshot_id                  | keying (which snapshots have keys) |
@@ -376,7 +377,23 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """The offline gazetteer's index, built at import (geocode/gazetteer.py) rather than
+    by every geocoding run: one marshalled area per postcode, with the fingerprint of the
+    code that built it (a run rebuilds from the tables what is missing or stale)."""
+    _execute_script(
+        db,
+        """
+        CREATE TABLE gazetteer_index (
+            postcode TEXT PRIMARY KEY,
+            code TEXT NOT NULL,        -- fingerprint of the code that built it
+            data BLOB NOT NULL         -- marshal, see horeca.geocode.gazetteer.area_blob
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,5 +1,6 @@
-"""Offline matching in batches and in a second process: the same answers as one matcher
-loaded for every query at once, written to the same rows."""
+"""Offline matching in batches, in a second process and from the index stored at import:
+the same answers as one matcher built from the tables for every query at once, written
+to the same rows."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import sqlite_utils
 from horeca.errors import UserError
 from horeca.geocode import offline
 from horeca.geocode.config import GeocodeConfig, config_from_dict
-from horeca.geocode.gazetteer import AreaLoader, load_gazetteer, needed_postcodes
+from horeca.geocode.gazetteer import (
+    AreaLoader,
+    ensure_index,
+    index_fingerprint,
+    load_areas,
+    load_gazetteer,
+    needed_postcodes,
+)
 from horeca.geocode.loaders import SEGMENT_COLUMNS, import_best, import_segments
 from horeca.geocode.offline import OfflineMatching
 from horeca.geocode.query import build_query
@@ -176,3 +184,47 @@ def test_workers_setting_is_checked() -> None:
     assert config_from_dict({"workers": 1}).workers == 1
     with pytest.raises(UserError, match="workers"):
         config_from_dict({"workers": 3})
+
+
+def test_imports_store_the_index_and_runs_read_it_unless_the_code_changed(
+        tmp_path: Path) -> None:
+    db = write_store(tmp_path / "h.db", tmp_path)
+    stored = dict(table(db, "SELECT postcode, code FROM gazetteer_index"))
+    assert set(stored) == {"1000", "1040", "1050", "1180"}
+    assert set(stored.values()) == {index_fingerprint()}
+    queries = [q for q in (build_query(street=r["street"], house_number=r["house_number"],
+                                       postcode=r["postcode"], locality=r["locality"])
+                           for r in many_listings()[:15]) if q is not None]
+    postcodes = needed_postcodes(db, queries)
+    built = load_gazetteer(db, postcodes)
+    read = load_areas(db, postcodes)
+    assert set(read.areas) == set(built.areas) and read.localities == built.localities
+    assert [read.match(q) for q in queries] == [built.match(q) for q in queries]
+    # Read from the index, not the tables: without the tables' rows it still answers...
+    db.conn.execute("DELETE FROM gazetteer_addresses")
+    def points(gazetteer: Any) -> int:
+        return sum(len(street.plain) for street in gazetteer.areas["1180"].streets)
+
+    assert points(load_areas(db, {"1180"})) == 19 and points(load_gazetteer(db, {"1180"})) == 0
+    # ... unless another version of the code built it.
+    db.conn.execute("UPDATE gazetteer_index SET code = 'another'")
+    assert points(load_areas(db, {"1180"})) == 0
+    # A run then stores it again, once.
+    assert ensure_index(db) == 4 and ensure_index(db) == 0
+    assert {c for c, in table(db, "SELECT code FROM gazetteer_index")} == {index_fingerprint()}
+    db.conn.execute("DELETE FROM gazetteer_index")   # as after the upgrade to schema 3
+    geocode_pending(db)
+    assert len(table(db, "SELECT postcode FROM gazetteer_index")) == 4
+
+
+def test_a_new_import_rebuilds_the_stored_index(tmp_path: Path) -> None:
+    db = write_store(tmp_path / "h.db", tmp_path)
+    more = tmp_path / "more.csv"
+    more.write_text(",".join(SEGMENT_COLUMNS) + "\nMeir,Meir,2000,Anvers,Antwerpen,1,99,"
+                    "51.2180,4.4000,51.2160,4.4100\n")
+    import_segments(db, more)
+    assert {p for p, in table(db, "SELECT postcode FROM gazetteer_index")} == {
+        "1000", "1040", "1050", "1180", "2000"}
+    query = build_query(street="Meir", house_number="50", postcode="2000", locality=None)
+    assert query is not None
+    assert load_areas(db, {"2000"}).match(query).precision == "house_number"
