@@ -184,60 +184,114 @@ def name_score(a: Names, b: Names) -> NameScore:
 
 
 def name_scores_batch(place: Names, units: Sequence[UnitRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """`name_score` of one place against many units, vectorised with rapidfuzz.cdist.
+    """`name_score` of one place against many units (see `name_scores_many`)."""
+    return name_scores_many([(place, [u.names for u in units])])[0]
 
-    Returns (same, similar) arrays, one value per unit, -1 where a side has no name. Gives
-    exactly the values `name_score` gives pair by pair.
+
+def name_scores_many(batches: Sequence[tuple[Names, Sequence[Names]]]
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`name_score` of each place against each of its units, for many places at once.
+
+    Returns, per (place names, units' names) batch, (same, similar) arrays with one value
+    per unit, -1 where a side has no name: exactly the values `name_score` gives pair by
+    pair. Every (place name, unit name) cell of every batch is scored in one call per
+    scorer (rapidfuzz `cpdist`), so the cost per place is a few list appends, not a few
+    library calls.
     """
-    n = len(units)
-    same_out = np.full(n, -1.0)
-    similar_out = np.full(n, -1.0)
-    if not place.full or n == 0:
-        return same_out, similar_out
-    owners: list[int] = []
-    full_b: list[str] = []
-    info_b: list[str] = []
-    kinds_b: list[frozenset[str]] = []
-    for k, unit in enumerate(units):
-        owners.extend([k] * len(unit.names.full))
-        full_b.extend(unit.names.full)
-        info_b.extend(unit.names.informative)
-        kinds_b.extend(_kinds(unit.names))
-    if not owners:
-        return same_out, similar_out
-    owner = np.asarray(owners)
-    pa_full, pa_info, pa_kinds = list(place.full), list(place.informative), _kinds(place)
-    sort_info = process.cdist(pa_info, info_b, scorer=fuzz.token_sort_ratio, dtype=np.float64)
-    set_info = process.cdist(pa_info, info_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
-    sort_full = process.cdist(pa_full, full_b, scorer=fuzz.token_sort_ratio, dtype=np.float64)
-    has_a = np.array([bool(x) for x in pa_info])[:, None]
-    has_b = np.array([bool(x) for x in info_b])[None, :]
-    both = has_a & has_b
-    set_full = process.cdist(pa_full, full_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
-    sorted_a, sorted_b = [_sorted(x) for x in pa_info], [_sorted(x) for x in info_b]
-    edits = process.cdist(sorted_a, sorted_b, scorer=OSA.distance, dtype=np.int32)
-    allowed = np.minimum(np.array([_typo_edits(x) for x in pa_info])[:, None],
-                         np.array([_typo_edits(x) for x in info_b])[None, :])
+    # the cells, place-name major within each batch, and their pair (output) indexes
+    owner: list[int] = []
+    a = _Cells()
+    b = _Cells()
+    starts: list[int] = []
+    total = 0
+    for place, units in batches:
+        starts.append(total)
+        if place.full:
+            u_owner: list[int] = []
+            u = _Cells()
+            for k, names in enumerate(units):
+                if names.full:
+                    u_owner.extend([total + k] * len(names.full))
+                    u.add(names)
+            width = len(u.full)
+            for row in _Cells().add(place).rows():
+                owner.extend(u_owner)
+                a.repeat(row, width)
+                b.extend(u)
+        total += len(units)
+    same_out = np.full(total, -1.0)
+    similar_out = np.full(total, -1.0)
+    if owner:
+        same, similar = _cell_scores(a, b)
+        cells_of = np.asarray(owner)
+        # best over every pair of names, for "same" and "similar" separately (name_score)
+        np.maximum.at(same_out, cells_of, same)
+        np.maximum.at(similar_out, cells_of, similar)
+    ends = [*starts[1:], total]
+    return [(same_out[a:b], similar_out[a:b]) for a, b in zip(starts, ends, strict=True)]
+
+
+class _Cells:
+    """Names laid out as cells of `name_scores_many`, with what is compared of each."""
+
+    __slots__ = ("edits", "full", "info", "kinds", "sorted")
+
+    def __init__(self) -> None:
+        self.full: list[str] = []
+        self.info: list[str] = []
+        self.kinds: list[frozenset[str]] = []
+        self.sorted: list[str] = []  # informative words in order, for the typing slips
+        self.edits: list[int] = []   # slips allowed
+
+    def add(self, names: Names) -> _Cells:
+        self.full.extend(names.full)
+        self.info.extend(names.informative)
+        self.kinds.extend(_kinds(names))
+        self.sorted.extend(map(_sorted, names.informative))
+        self.edits.extend(map(_typo_edits, names.informative))
+        return self
+
+    def rows(self) -> list[tuple[str, str, frozenset[str], str, int]]:
+        return list(zip(self.full, self.info, self.kinds, self.sorted, self.edits,
+                        strict=True))
+
+    def repeat(self, row: tuple[str, str, frozenset[str], str, int], times: int) -> None:
+        for column, value in zip((self.full, self.info, self.kinds, self.sorted, self.edits),
+                                 row, strict=True):
+            column.extend([value] * times)  # type: ignore[attr-defined]
+
+    def extend(self, other: _Cells) -> None:
+        self.full.extend(other.full)
+        self.info.extend(other.info)
+        self.kinds.extend(other.kinds)
+        self.sorted.extend(other.sorted)
+        self.edits.extend(other.edits)
+
+
+def _cell_scores(a: _Cells, b: _Cells) -> tuple[np.ndarray, np.ndarray]:
+    """`_pair_scores` of aligned cells, vectorised: (same, similar) per cell."""
+    sort_info = process.cpdist(a.info, b.info, scorer=fuzz.token_sort_ratio, dtype=np.float64)
+    set_info = process.cpdist(a.info, b.info, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    sort_full = process.cpdist(a.full, b.full, scorer=fuzz.token_sort_ratio, dtype=np.float64)
+    set_full = process.cpdist(a.full, b.full, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    n = len(a.info)
+    both = np.fromiter(map(bool, a.info), dtype=bool, count=n) & \
+        np.fromiter(map(bool, b.info), dtype=bool, count=n)
+    edits = process.cpdist(a.sorted, b.sorted, scorer=OSA.distance, dtype=np.int32)
+    allowed = np.minimum(np.asarray(a.edits, dtype=np.int32), np.asarray(b.edits, dtype=np.int32))
     typo = both & (allowed > 0) & (edits <= allowed)
     set_info = np.where(typo, np.maximum(set_info, TYPO_SIMILARITY), set_info)
     same = np.where(both, sort_info, sort_full)
     similar = np.where(both, np.maximum(sort_info, set_info), np.maximum(sort_full, set_full))
     # Rare cells: contradicting kinds of place (capped) and identical names (100).
-    for r, c in zip(*np.nonzero(both & (similar > KIND_CONFLICT_CAP)), strict=True):
-        if kinds_conflict(pa_kinds[r], kinds_b[c]):
-            same[r, c] = min(same[r, c], KIND_CONFLICT_CAP)
-            similar[r, c] = min(similar[r, c], KIND_CONFLICT_CAP)
-    for r, fa in enumerate(pa_full):
-        for c in np.nonzero(sort_full[r] == 100.0)[0]:
-            if full_b[c] == fa:
-                same[r, c] = similar[r, c] = 100.0
-    # Best over every pair of names, for "same" and "similar" separately (as `name_score`).
-    col_same = same.max(axis=0)
-    col_similar = similar.max(axis=0)
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    same_out[owner[starts]] = np.maximum.reduceat(col_same, starts)
-    similar_out[owner[starts]] = np.maximum.reduceat(col_similar, starts)
-    return same_out, similar_out
+    for c in np.flatnonzero(both & (similar > KIND_CONFLICT_CAP)).tolist():
+        if kinds_conflict(a.kinds[c], b.kinds[c]):
+            same[c] = min(same[c], KIND_CONFLICT_CAP)
+            similar[c] = min(similar[c], KIND_CONFLICT_CAP)
+    for c in np.flatnonzero(sort_full == 100.0).tolist():
+        if a.full[c] == b.full[c]:
+            same[c] = similar[c] = 100.0
+    return same, similar
 
 
 def name_level(same: float, similar: float, grades: GradeConfig) -> int:
@@ -429,6 +483,14 @@ def compare(place: PlaceRecord, unit: UnitRecord, grades: GradeConfig) -> Compar
 def compare_many(place: PlaceRecord, units: Sequence[UnitRecord],
                  grades: GradeConfig) -> list[Comparison]:
     """`compare` of one place against many units, names scored in one batch."""
-    same, similar = name_scores_batch(place.names, units)
-    return [compare_fields(place, u, float(s), float(t), grades)
-            for u, s, t in zip(units, same, similar, strict=True)]
+    return compare_batches([(place, units)], grades)[0]
+
+
+def compare_batches(batches: Sequence[tuple[PlaceRecord, Sequence[UnitRecord]]],
+                    grades: GradeConfig) -> list[list[Comparison]]:
+    """`compare_many` of several places, every name of every pair scored in one batch."""
+    scores = name_scores_many([(place.names, [u.names for u in units])
+                               for place, units in batches])
+    return [[compare_fields(place, u, s, t, grades)
+             for u, s, t in zip(units, same.tolist(), similar.tolist(), strict=True)]
+            for (place, units), (same, similar) in zip(batches, scores, strict=True)]

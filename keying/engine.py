@@ -29,7 +29,7 @@ from horeca.keying.compare import (
     Comparison,
     ComparisonRow,
     compare,
-    compare_many,
+    compare_batches,
     comparison_from_row,
     grade_letter,
     grade_string,
@@ -196,8 +196,8 @@ class Compared:
 def compare_places(places: Sequence[PlaceRecord], cands: CandidateSet,
                    config: KeyingConfig, indices: Sequence[int]) -> list[list[Comparison]]:
     """The comparisons of the places at `indices` with their candidates."""
-    return [compare_many(places[i], [cands.units[j] for j, _ in cands.pairs[i]],
-                         config.grades) for i in indices]
+    return compare_batches([(places[i], [cands.units[j] for j, _ in cands.pairs[i]])
+                            for i in indices], config.grades)
 
 
 def _compare_all(places: Sequence[PlaceRecord], cands: CandidateSet,
@@ -223,10 +223,9 @@ def random_gamma(places: Sequence[PlaceRecord], sample: Sequence[UnitRecord],
     rng = random.Random(config.scoring.seed)
     per_place = min(len(sample), 25)
     n_places = min(len(places), max(1, math.ceil(config.scoring.random_pairs / per_place)))
-    rows: list[tuple[int, ...]] = []
-    for place in rng.sample(list(places), n_places):
-        units = rng.sample(list(sample), per_place)
-        rows.extend(c.model_levels for c in compare_many(place, units, config.grades))
+    batches = [(place, rng.sample(list(sample), per_place))
+               for place in rng.sample(list(places), n_places)]
+    rows = [c.model_levels for comps in compare_batches(batches, config.grades) for c in comps]
     return np.array(rows, dtype=np.int8).reshape(-1, len(FIELDS))
 
 

@@ -14,6 +14,7 @@ from horeca.keying.compare import (
     F,
     address_match,
     compare,
+    compare_batches,
     compare_many,
     grade_string,
     has_identity,
@@ -197,6 +198,13 @@ def test_batch_name_scores_equal_pair_by_pair(place_names: list[str],
         assert (round(single.same, 6), round(single.similar, 6)) == (round(s, 6), round(t, 6))
     assert [c.levels for c in compare_many(place, units, G)] == \
         [compare(place, u, G).levels for u in units]
+    # several places in one batch: each scored as if alone (here: the units reversed, and
+    # a place without any name)
+    nameless = build_place([prepare_listing(listing(name=None))])
+    assert not nameless.names.full
+    together = compare_batches([(place, units), (nameless, units), (place, units[::-1])], G)
+    assert together == [compare_many(place, units, G), compare_many(nameless, units, G),
+                        compare_many(place, units[::-1], G)]
 
 
 hosts = st.lists(st.sampled_from(["www", "shop", "resto-x", "gustoreviews", "a", "Foo", "b-b",
