@@ -227,8 +227,8 @@ def name_scores_many(batches: Sequence[tuple[Names, Sequence[Names]]]
         # best over every pair of names, for "same" and "similar" separately (name_score)
         np.maximum.at(same_out, cells_of, same)
         np.maximum.at(similar_out, cells_of, similar)
-    ends = [*starts[1:], total]
-    return [(same_out[a:b], similar_out[a:b]) for a, b in zip(starts, ends, strict=True)]
+    ends = [*starts[1:], total] if starts else []
+    return [(same_out[lo:hi], similar_out[lo:hi]) for lo, hi in zip(starts, ends, strict=True)]
 
 
 class _Cells:

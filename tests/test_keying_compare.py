@@ -205,6 +205,7 @@ def test_batch_name_scores_equal_pair_by_pair(place_names: list[str],
     together = compare_batches([(place, units), (nameless, units), (place, units[::-1])], G)
     assert together == [compare_many(place, units, G), compare_many(nameless, units, G),
                         compare_many(place, units[::-1], G)]
+    assert compare_batches([], G) == []
 
 
 hosts = st.lists(st.sampled_from(["www", "shop", "resto-x", "gustoreviews", "a", "Foo", "b-b",
