@@ -38,6 +38,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import compile_package
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
@@ -368,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     DATA.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    compile_package()
     out_path = RESULTS / "keying.json"
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
