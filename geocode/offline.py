@@ -2,15 +2,16 @@
 
 `geocode_pending` hands `OfflineMatching` the queries the cache cannot answer while it is
 still reading and normalising entities (`add`), then takes the answers batch by batch,
-in the order the queries were added (`batches`), and writes them.
+in the order the queries were added (`batches`); once the last batch is taken, every
+answer is in the cache (`geocodes`).
 
 With two workers (`workers` = 2, or 0 when a core is idle), a store on disk, fork
-available and at least `BATCH` queries to match, a forked process (read-only on the
-store) loads the gazetteer areas each batch can reach and matches the batch while this
-process goes on reading entities, then writing the answers of the batches before: the
-index build and the matching leave the run's critical path. Smaller runs, and runs on
-a machine whose other cores are busy, are matched here: a second process would cost
-more than it saves.
+available and at least `BATCH` queries to match, a forked process loads the gazetteer
+areas each batch can reach, matches the batch while this process goes on reading
+entities, and writes the answers to the cache with its own connection (this process
+writes nothing until that transaction is committed). Loading the index, matching and
+the cache rows leave the run's critical path. Smaller runs, and runs on a machine whose
+other cores are busy, are matched here: a second process would cost more than it saves.
 
 The answers are the same either way: a query's answer depends only on the areas it can
 reach (`gazetteer.Reach`), and those are loaded before it is matched.
@@ -18,13 +19,12 @@ reach (`gazetteer.Reach`), and those are loaded before it is matched.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import queue
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from horeca.geocode.model import (
     AddressQuery,
     Answer,
 )
-from horeca.store import upsert
+from horeca.store import open_db, transaction, upsert
 from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
@@ -47,6 +47,9 @@ Matched = list[tuple[AddressQuery, Answer]]   # one batch: each query with its a
 
 BATCH = 4096          # queries per batch (matched, sent, written together)
 _POLL_SECONDS = 1.0   # how often a wait checks that the matching process is alive
+# The matching process's page cache while it writes (KiB, used only as far as needed):
+# 100,000 answers fill about 20 MB of pages.
+_WRITE_CACHE_KIB = 256 * 1024
 
 
 def match_offline(gazetteer: Gazetteer, query: AddressQuery, imported: bool) -> Answer:
@@ -165,9 +168,29 @@ def _match_here(db: sqlite_utils.Database, batches: list[list[AddressQuery]],
     if not batches:
         return
     loader = AreaLoader(db, fuzzy_cutoff=fuzzy_cutoff)
+    computed: list[Answer] = []
     for batch in batches:
         gazetteer = loader.for_queries(batch)
-        yield [(q, match_offline(gazetteer, q, loader.imported)) for q in batch]
+        answers = [match_offline(gazetteer, q, loader.imported) for q in batch]
+        computed.extend(answers)
+        yield list(zip(batch, answers, strict=True))
+    with transaction(db):
+        write_answers(db, computed)
+
+
+@contextmanager
+def page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
+    """SQLite's page cache raised to `kib` KiB (if smaller) for a block, then restored."""
+    before = db.conn.execute("PRAGMA cache_size").fetchone()[0]
+    page_kib = db.conn.execute("PRAGMA page_size").fetchone()[0] / 1024
+    if (-before if before < 0 else before * page_kib) >= kib:
+        yield
+        return
+    db.conn.execute(f"PRAGMA cache_size = -{int(kib)}")
+    try:
+        yield
+    finally:
+        db.conn.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 # ------------------------------------------------------------------ the second process
@@ -202,6 +225,7 @@ class _MatchingProcess:
             fields = self._receive("answers")
             yield [(q, Answer(GAZETTEER, q.gazetteer_key, *values))
                    for q, values in zip(batch, fields, strict=True)]
+        self._receive("written")
         self._process.join()
 
     def stop(self) -> None:
@@ -225,17 +249,22 @@ class _MatchingProcess:
 
 
 def _serve(path: str, fuzzy_cutoff: float, inbox: Queue[Any], outbox: Queue[Any]) -> None:
-    """The matching process: batches of query fields in, their answers out, until None.
-    It only reads the store: the parent writes every answer."""
+    """The matching process: batches of query fields in, their answers out, until None;
+    each batch's answers written to the cache as it goes, in one transaction (a page that
+    several batches touch is written once), then ("written", count) out."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            loader = AreaLoader(sqlite_utils.Database(conn), fuzzy_cutoff=fuzzy_cutoff)
+        db = open_db(path, create=False)
+        written = 0
+        with transaction(db), page_cache(db, _WRITE_CACHE_KIB):
+            loader = AreaLoader(db, fuzzy_cutoff=fuzzy_cutoff)
             for batch in iter(inbox.get, None):
                 queries = [AddressQuery(*values) for values in batch]
                 gazetteer = loader.for_queries(queries)
-                outbox.put(("answers", [_answer_fields(match_offline(gazetteer, q,
-                                                                     loader.imported))
-                                        for q in queries]))
+                answers = [match_offline(gazetteer, q, loader.imported) for q in queries]
+                outbox.put(("answers", [_answer_fields(a) for a in answers]))
+                written += write_answers(db, answers)
+        db.conn.close()
+        outbox.put(("written", written))
     except BaseException as err:  # reported to the parent, which raises it
         outbox.put(("error", f"{type(err).__name__}: {err}"))
     finally:

@@ -21,11 +21,9 @@ batches), so an interrupted run keeps every answer it paid for.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -65,9 +63,6 @@ Progress = Callable[[str, int, int], None]   # (phase, done, total)
 
 _ONLINE_COMMIT_EVERY = 10       # answers; at 1 request/s, about every 10 seconds
 _LOOKUP_BATCH = 2048            # new distinct queries looked up in the cache at once
-# Page cache while the offline answers are written (KiB; used only as far as needed):
-# 100,000 entities and their answers fill about 40 MB of pages.
-_WRITE_CACHE_KIB = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -443,23 +438,17 @@ def _to_matcher(db: sqlite_utils.Database, plan: _Plan, fresh: list[AddressQuery
 def _write_offline(db: sqlite_utils.Database, plan: _Plan, pending: list[Entity],
                    matching: OfflineMatching, online_id: str, summary: GeocodeSummary,
                    progress: Progress | None) -> list[str]:
-    """Take the gazetteer's answers batch by batch, and write them with the rows of the
-    pending entities; returns the query keys to send online.
-
-    Entities come in the order their queries were first seen, so each batch completes
-    the next stretch of them. When a second process matches, each batch is written as it
-    comes, while that process matches the next ones; otherwise everything is written at
-    the end, in key order (cheaper for SQLite when nothing else could run meanwhile).
-    """
+    """Take the gazetteer's answers batch by batch and build the rows of the pending
+    entities whose answers are then all known (entities come in the order their queries
+    were first seen, so each batch completes the next stretch of them); once every
+    answer is in the cache, write the rows. Returns the query keys to send online."""
     keys = list(plan.queries)   # in the order first seen
     online_cached = has_answers(db, online_id)
     to_send: list[str] = []
-    progressive = matching.forked
-    held_answers: list[Answer] = []
-    held_rows: list[EntityRow] = []
+    rows: list[EntityRow] = []
     next_key = next_entity = 0
 
-    def take(answers: list[Answer]) -> None:
+    def complete() -> None:
         nonlocal next_key, next_entity
         first = next_key
         while next_key < len(keys) and keys[next_key] in plan.offline:
@@ -471,43 +460,19 @@ def _write_offline(db: sqlite_utils.Database, plan: _Plan, pending: list[Entity]
                                               or pending[next_entity].query.key
                                               in plan.offline):
             next_entity += 1
-        rows = _entity_rows(pending[done:next_entity], plan)
-        if progressive:
-            write_answers(db, answers)
-            _write_rows(db, sorted(rows))
-        else:
-            held_answers.extend(answers)
-            held_rows.extend(rows)
+        rows.extend(_entity_rows(pending[done:next_entity], plan))
 
-    # One transaction: a page that several batches touch goes to disk once, not once per
-    # batch (per-batch commits wrote twice as much); its pages stay in memory meanwhile.
-    with transaction(db), (_page_cache(db, _WRITE_CACHE_KIB) if progressive
-                           else contextlib.nullcontext()):
-        for batch in matching.batches(progress):
-            for query, answer in batch:
-                plan.offline[query.key] = answer
-            take([answer for _query, answer in batch])
-        take([])   # what the cache answered after the last batch; entities without query
-        write_answers(db, held_answers)
-        # In key order, SQLite fills its index pages one after another.
-        _write_rows(db, sorted(held_rows))   # (entity_kind, entity_id) lead, unique
+    for batch in matching.batches(progress):   # the cache is written after the last one
+        for query, answer in batch:
+            plan.offline[query.key] = answer
+        complete()
+    complete()   # what the cache answered after the last batch; entities without query
     assert next_entity == len(pending), "every pending entity gets a row"
+    # In key order, SQLite fills its index pages one after another.
+    rows.sort()   # (entity_kind, entity_id) come first and are unique
+    with transaction(db):
+        _write_rows(db, rows)
     return to_send
-
-
-@contextmanager
-def _page_cache(db: sqlite_utils.Database, kib: int) -> Iterator[None]:
-    """SQLite's page cache raised to `kib` KiB (if smaller) for a block, then restored."""
-    before = db.conn.execute("PRAGMA cache_size").fetchone()[0]
-    page_kib = db.conn.execute("PRAGMA page_size").fetchone()[0] / 1024
-    if (-before if before < 0 else before * page_kib) >= kib:
-        yield
-        return
-    db.conn.execute(f"PRAGMA cache_size = -{int(kib)}")
-    try:
-        yield
-    finally:
-        db.conn.execute(f"PRAGMA cache_size = {int(before)}")
 
 
 def _online_candidates(db: sqlite_utils.Database, plan: _Plan, keys: list[str],
