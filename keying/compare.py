@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -198,26 +199,43 @@ def name_scores_many(batches: Sequence[tuple[Names, Sequence[Names]]]
     scorer (rapidfuzz `cpdist`), so the cost per place is a few list appends, not a few
     library calls.
     """
+    # Columns of names (full, informative, kinds, informative words sorted, typing slips
+    # allowed), once per Names object: a unit is a candidate of several places.
+    columns: dict[int, _Columns] = {}
+
+    def columns_of(names: Names) -> _Columns:
+        found = columns.get(id(names))
+        if found is None:
+            info = names.informative
+            found = columns[id(names)] = (names.full, info, _kinds(names),
+                                          tuple(map(_sorted, info)),
+                                          tuple(map(_typo_edits, info)))
+        return found
+
     # the cells, place-name major within each batch, and their pair (output) indexes
     owner: list[int] = []
-    a = _Cells()
-    b = _Cells()
+    a: tuple[list, ...] = ([], [], [], [], [])
+    b: tuple[list, ...] = ([], [], [], [], [])
     starts: list[int] = []
     total = 0
     for place, units in batches:
         starts.append(total)
         if place.full:
+            place_columns = columns_of(place)
             u_owner: list[int] = []
-            u = _Cells()
+            u: tuple[list, ...] = ([], [], [], [], [])
             for k, names in enumerate(units):
                 if names.full:
                     u_owner.extend([total + k] * len(names.full))
-                    u.add(names)
-            width = len(u.full)
-            for row in _Cells().add(place).rows():
+                    for column, values in zip(u, columns_of(names), strict=True):
+                        column.extend(values)
+            width = len(u_owner)
+            for r in range(len(place.full)):
                 owner.extend(u_owner)
-                a.repeat(row, width)
-                b.extend(u)
+                for column, values in zip(a, place_columns, strict=True):
+                    column.extend([values[r]] * width)
+                for column, unit_column in zip(b, u, strict=True):
+                    column.extend(unit_column)
         total += len(units)
     same_out = np.full(total, -1.0)
     similar_out = np.full(total, -1.0)
@@ -231,65 +249,37 @@ def name_scores_many(batches: Sequence[tuple[Names, Sequence[Names]]]
     return [(same_out[lo:hi], similar_out[lo:hi]) for lo, hi in zip(starts, ends, strict=True)]
 
 
-class _Cells:
-    """Names laid out as cells of `name_scores_many`, with what is compared of each."""
-
-    __slots__ = ("edits", "full", "info", "kinds", "sorted")
-
-    def __init__(self) -> None:
-        self.full: list[str] = []
-        self.info: list[str] = []
-        self.kinds: list[frozenset[str]] = []
-        self.sorted: list[str] = []  # informative words in order, for the typing slips
-        self.edits: list[int] = []   # slips allowed
-
-    def add(self, names: Names) -> _Cells:
-        self.full.extend(names.full)
-        self.info.extend(names.informative)
-        self.kinds.extend(_kinds(names))
-        self.sorted.extend(map(_sorted, names.informative))
-        self.edits.extend(map(_typo_edits, names.informative))
-        return self
-
-    def rows(self) -> list[tuple[str, str, frozenset[str], str, int]]:
-        return list(zip(self.full, self.info, self.kinds, self.sorted, self.edits,
-                        strict=True))
-
-    def repeat(self, row: tuple[str, str, frozenset[str], str, int], times: int) -> None:
-        for column, value in zip((self.full, self.info, self.kinds, self.sorted, self.edits),
-                                 row, strict=True):
-            column.extend([value] * times)  # type: ignore[attr-defined]
-
-    def extend(self, other: _Cells) -> None:
-        self.full.extend(other.full)
-        self.info.extend(other.info)
-        self.kinds.extend(other.kinds)
-        self.sorted.extend(other.sorted)
-        self.edits.extend(other.edits)
+# Names laid out for `name_scores_many`: full, informative, kinds, the informative words
+# sorted (for typing slips) and the slips allowed; one entry per name.
+_Columns = tuple[Sequence[str], Sequence[str], Sequence[frozenset[str]], Sequence[str],
+                 Sequence[int]]
 
 
-def _cell_scores(a: _Cells, b: _Cells) -> tuple[np.ndarray, np.ndarray]:
-    """`_pair_scores` of aligned cells, vectorised: (same, similar) per cell."""
-    sort_info = process.cpdist(a.info, b.info, scorer=fuzz.token_sort_ratio, dtype=np.float64)
-    set_info = process.cpdist(a.info, b.info, scorer=fuzz.token_set_ratio, dtype=np.float64)
-    sort_full = process.cpdist(a.full, b.full, scorer=fuzz.token_sort_ratio, dtype=np.float64)
-    set_full = process.cpdist(a.full, b.full, scorer=fuzz.token_set_ratio, dtype=np.float64)
-    n = len(a.info)
-    both = np.fromiter(map(bool, a.info), dtype=bool, count=n) & \
-        np.fromiter(map(bool, b.info), dtype=bool, count=n)
-    edits = process.cpdist(a.sorted, b.sorted, scorer=OSA.distance, dtype=np.int32)
-    allowed = np.minimum(np.asarray(a.edits, dtype=np.int32), np.asarray(b.edits, dtype=np.int32))
+def _cell_scores(a: Sequence[Sequence[Any]], b: Sequence[Sequence[Any]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """`_pair_scores` of aligned cells (`_Columns` each), vectorised: (same, similar)."""
+    full_a, info_a, kinds_a, sorted_a, edits_a = a
+    full_b, info_b, kinds_b, sorted_b, edits_b = b
+    sort_info = process.cpdist(info_a, info_b, scorer=fuzz.token_sort_ratio, dtype=np.float64)
+    set_info = process.cpdist(info_a, info_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    sort_full = process.cpdist(full_a, full_b, scorer=fuzz.token_sort_ratio, dtype=np.float64)
+    set_full = process.cpdist(full_a, full_b, scorer=fuzz.token_set_ratio, dtype=np.float64)
+    n = len(info_a)
+    both = np.fromiter(map(bool, info_a), dtype=bool, count=n) & \
+        np.fromiter(map(bool, info_b), dtype=bool, count=n)
+    edits = process.cpdist(sorted_a, sorted_b, scorer=OSA.distance, dtype=np.int32)
+    allowed = np.minimum(np.asarray(edits_a, dtype=np.int32), np.asarray(edits_b, dtype=np.int32))
     typo = both & (allowed > 0) & (edits <= allowed)
     set_info = np.where(typo, np.maximum(set_info, TYPO_SIMILARITY), set_info)
     same = np.where(both, sort_info, sort_full)
     similar = np.where(both, np.maximum(sort_info, set_info), np.maximum(sort_full, set_full))
     # Rare cells: contradicting kinds of place (capped) and identical names (100).
     for c in np.flatnonzero(both & (similar > KIND_CONFLICT_CAP)).tolist():
-        if kinds_conflict(a.kinds[c], b.kinds[c]):
+        if kinds_conflict(kinds_a[c], kinds_b[c]):
             same[c] = min(same[c], KIND_CONFLICT_CAP)
             similar[c] = min(similar[c], KIND_CONFLICT_CAP)
     for c in np.flatnonzero(sort_full == 100.0).tolist():
-        if a.full[c] == b.full[c]:
+        if full_a[c] == full_b[c]:
             same[c] = similar[c] = 100.0
     return same, similar
 

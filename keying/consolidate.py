@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from horeca.keying.compare import name_score, name_scores_many
+from horeca.keying.compare import name_score
 from horeca.keying.config import ConsolidationConfig
 from horeca.keying.records import (
     Address,
@@ -83,14 +83,12 @@ def _points(rec: ListingRecord) -> list[tuple[float, float]]:
 
 
 def should_merge(a: ListingRecord, b: ListingRecord, config: ConsolidationConfig, *,
-                 shared_contact: bool, exclusive_contact: bool = False,
-                 names: tuple[float, float] | None = None) -> bool:
+                 shared_contact: bool, exclusive_contact: bool = False) -> bool:
     """Whether two listings (already known to share a key) are one business.
 
     shared_contact: they share a phone or a website domain; exclusive_contact: they share
     a phone no other listing has (a chain's switchboard is on every branch's listing, and
-    a website is too weak: namesakes pick look-alike domains). names: their `name_score`
-    (same, similar) when already known.
+    a website is too weak: namesakes pick look-alike domains).
     """
     distance = min_distance_m(_points(a), _points(b))
     close = distance is not None and distance <= config.max_distance_m
@@ -100,12 +98,12 @@ def should_merge(a: ListingRecord, b: ListingRecord, config: ConsolidationConfig
         # What the rules below would say, without comparing the names: most pairs met
         # through neighbouring cells are neither close nor at one door.
         return False
-    same_score, similar_score = names or _name_scores(a, b)
-    same_name = same_score >= config.name_similarity
+    ns = name_score(a.names, b.names)
+    same_name = ns.same >= config.name_similarity
     if a.source == b.source:
         return shared_contact and same_name and (close or same_address or distance is None)
     if shared_contact:
-        if exclusive_contact and same_score >= 95:
+        if exclusive_contact and ns.same >= 95:
             # One phone or site, one name, two platforms: one business, even when one
             # platform still shows an old address.
             return True
@@ -115,22 +113,9 @@ def should_merge(a: ListingRecord, b: ListingRecord, config: ConsolidationConfig
             return False
         return bool(same_name or close or same_address) and not (
             _postcodes_differ(a, b) and not same_name)
-    if very_close and similar_score >= config.name_similarity:
+    if very_close and ns.similar >= config.name_similarity:
         return True  # a few metres apart, one name inside the other ("Vesuvio")
     return same_name and (close or same_address)
-
-
-def _name_scores(a: ListingRecord, b: ListingRecord) -> tuple[float, float]:
-    ns = name_score(a.names, b.names)
-    return ns.same, ns.similar
-
-
-def _names_of_pairs(records: Sequence[ListingRecord], pairs: Sequence[tuple[int, int]]
-                    ) -> dict[tuple[int, int], tuple[float, float]]:
-    """`name_score` (same, similar) of many pairs of listings, scored in one batch."""
-    scores = name_scores_many([(records[a].names, [records[b].names]) for a, b in pairs])
-    return {pair: (float(same[0]), float(similar[0]))
-            for pair, (same, similar) in zip(pairs, scores, strict=True)}
 
 
 def _candidate_pairs(records: Sequence[ListingRecord], config: ConsolidationConfig
@@ -192,28 +177,21 @@ def consolidate(records: Sequence[ListingRecord], config: ConsolidationConfig
     """Group listings into places; every listing ends up in exactly one place."""
     uf = _UnionFind(len(records))
     contact, spatial = _candidate_pairs(records, config)
+    for (a, b), exclusive in sorted(contact.items()):
+        if should_merge(records[a], records[b], config, shared_contact=True,
+                        exclusive_contact=exclusive):
+            uf.union(a, b)
     points = [_points(r) for r in records]
     doors = [{a.core for a in r.addresses if a.core and a.lo is not None} for r in records]
-
-    def may_merge(a: int, b: int) -> bool:
-        if records[a].source == records[b].source:
-            return False  # without a shared contact, one platform's two listings stay apart
+    for a, b in sorted(spatial):
+        ra, rb = records[a], records[b]
+        if ra.source == rb.source or uf.find(a) == uf.find(b):
+            continue  # without a shared contact, one platform's two listings stay apart
         distance = min_distance_m(points[a], points[b])
-        # neither close nor possibly at one door: `should_merge` says no
-        return (distance is not None and distance <= config.max_distance_m) \
-            or bool(doors[a] & doors[b])
-
-    # the names of every pair that may come to them, compared in one batch
-    examined = sorted(contact)
-    spatial_pairs = [pair for pair in sorted(spatial) if may_merge(*pair)]
-    names = _names_of_pairs(records, examined + spatial_pairs)
-    for a, b in examined:
-        if should_merge(records[a], records[b], config, shared_contact=True,
-                        exclusive_contact=contact[(a, b)], names=names[(a, b)]):
-            uf.union(a, b)
-    for a, b in spatial_pairs:
-        if uf.find(a) != uf.find(b) and should_merge(
-                records[a], records[b], config, shared_contact=False, names=names[(a, b)]):
+        if (distance is None or distance > config.max_distance_m) \
+                and not doors[a] & doors[b]:
+            continue  # neither close nor possibly at one door: `should_merge` says no
+        if should_merge(ra, rb, config, shared_contact=False):
             uf.union(a, b)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(records)):
