@@ -40,7 +40,8 @@ def grade_letter(field: str, level: int) -> str:
 
 def grade_string(levels: Sequence[int]) -> str:
     """'name A, street B, number A, postcode A, phone Z, web Z, vat Z, distance A, ...'."""
-    return _grade_string(tuple(int(lv) for lv in levels))
+    # levels are plain ints here, except from numpy arrays: equal and hashed alike
+    return _grade_string(levels if isinstance(levels, tuple) else tuple(levels))
 
 
 @lru_cache(maxsize=4096)  # a few hundred combinations occur

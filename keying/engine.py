@@ -323,8 +323,9 @@ def explain_pair(place: PlaceRecord, unit: UnitRecord, model: FSModel, config: K
     c = comparison or compare(place, unit, config.grades)
     shared = dict(shared or {})
     size = max(1, model.register_size)
+    model_levels = c.model_levels
     weights = {f: round(model.weight(f, lv, shared[f] / size if f in shared else None), 3)
-               for f, lv in zip(FIELDS, c.model_levels, strict=True)}
+               for f, lv in zip(FIELDS, model_levels, strict=True)}
     prior = model.prior_bits
     bits = prior + sum(weights.values())
     alone = 1.0 / (1.0 + 2.0 ** (-bits)) if bits > -1000 else 0.0
@@ -346,7 +347,7 @@ def explain_pair(place: PlaceRecord, unit: UnitRecord, model: FSModel, config: K
         "probability": round(p, 6),
         "bits": round(bits, 3),
         "waterfall": waterfall,
-        "model_levels": dict(_model_letters(c.model_levels)),
+        "model_levels": dict(_model_letters(model_levels)),
         "shared_by": shared,
         "name_similarity": round(c.name_same, 1),
         "street_similarity": round(c.address.street_score, 1),
