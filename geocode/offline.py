@@ -72,7 +72,10 @@ def db_path(db: sqlite_utils.Database) -> str | None:
 
 
 def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Whether this process may fork a matching process (not in a daemonic worker, which
+    multiprocessing forbids to have children)."""
+    return ("fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)
 
 
 def other_running_tasks(samples: int = 3, gap_s: float = 0.003) -> float:

@@ -4,6 +4,7 @@ to the same rows."""
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,19 @@ def test_a_new_import_rebuilds_the_stored_index(tmp_path: Path) -> None:
     query = build_query(street="Meir", house_number="50", postcode="2000", locality=None)
     assert query is not None
     assert load_areas(db, {"2000"}).match(query).precision == "house_number"
+
+
+def _pending_geocoded_in_a_pool_worker(path: str) -> int:
+    return geocode_pending(open_db(path), config=GeocodeConfig(workers=2)).pending
+
+
+def test_a_run_inside_a_daemonic_worker_matches_in_its_own_process(
+        stores: tuple[sqlite_utils.Database, sqlite_utils.Database],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # multiprocessing forbids a daemonic worker (a pool's) to start a process.
+    monkeypatch.setattr(offline, "BATCH", 8)
+    _, two = stores
+    path = two.conn.execute("PRAGMA database_list").fetchone()[2]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_pending_geocoded_in_a_pool_worker, (path,)) == 300
+    assert len(table(two, ENTITY_ROWS)) == 300
