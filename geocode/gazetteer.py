@@ -26,6 +26,7 @@ import bisect
 import hashlib
 import importlib
 import marshal
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -535,8 +536,11 @@ _INDEX_CHUNK = 64   # postcodes built at once when the index is stored
 
 @lru_cache(maxsize=1)
 def index_fingerprint() -> str:
-    """A hash of the index format and of the source of the code that builds an area."""
-    digest = hashlib.sha256(f"gazetteer index {INDEX_FORMAT}".encode())
+    """A hash of the index format and of the source of the code that builds an area. The
+    marshal format and the Python version are part of it: marshal data is only promised
+    to read back in the Python that wrote it."""
+    digest = hashlib.sha256(f"gazetteer index {INDEX_FORMAT} marshal {marshal.version} "
+                            f"python {sys.version_info[:2]}".encode())
     for name in INDEX_CODE:
         module = importlib.import_module(name)
         path = Path(module.__file__ or "")
