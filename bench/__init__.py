@@ -23,3 +23,18 @@ def compile_package() -> None:
 
     skipped = re.compile(r"[/\\](\.venv|bench[/\\]data|fixtures[/\\]demo)([/\\]|$)")
     compileall.compile_dir(Path(horeca.__file__).parent, quiet=1, rx=skipped)
+
+
+def reference_loop_seconds() -> float:
+    """CPU seconds of a fixed pure-Python loop (the best of three), taken next to each
+    benchmark: this VM's speed drifts by half from hour to hour with nothing else
+    running, and this says which kind of hour a figure comes from (about 0.35 s in a
+    fast hour, 0.5-0.57 s in a slow one on 23 Nov)."""
+    import time
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        sum(i * i for i in range(5_000_000))
+        best = min(best, time.process_time() - start)
+    return round(best, 3)

@@ -40,6 +40,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import reference_loop_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
@@ -184,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.crawl " + " ".join(argv or sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(),
+                    "reference_loop_s": reference_loop_seconds(),
                     "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "target_listings_per_s": TARGET_PER_SECOND,
         "runs": runs,

@@ -55,6 +55,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from bench import reference_loop_seconds
 from horeca import bulk
 from horeca.geocode.config import GeocodeConfig
 from horeca.geocode.emulator import serve_nominatim
@@ -415,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+                    "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+                    "reference_loop_s": reference_loop_seconds()},
         "command": "python -m bench.geocode " + " ".join(argv or sys.argv[1:]),
     }
     with tempfile.TemporaryDirectory(prefix="horeca-bench-geocode-") as tmp:

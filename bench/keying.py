@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import compile_package
+from bench import compile_package, reference_loop_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
@@ -375,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_average": [round(x, 2) for x in os.getloadavg()],
-                          "platform": platform.platform()}
+                          "platform": platform.platform(),
+                          "reference_loop_s": reference_loop_seconds()}
     # per case too: other components' benchmarks and tests share these two CPUs
     for name, case in CASES.items():
         if args.only and name != args.only:
