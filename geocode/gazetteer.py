@@ -23,8 +23,6 @@ Boxes play no part: all boxes of a building share its position.
 from __future__ import annotations
 
 import bisect
-import hashlib
-import importlib
 import marshal
 import sys
 from collections import defaultdict
@@ -33,7 +31,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import groupby
 from operator import itemgetter
-from pathlib import Path
 
 import sqlite_utils
 from rapidfuzz import fuzz, process
@@ -53,7 +50,7 @@ from horeca.normalize import (
     parse_house_number,
     street_core,
 )
-from horeca.store import param_batches, transaction
+from horeca.store import param_batches, source_fingerprint, transaction
 
 Point = tuple[float, float]
 # An address point as the index build reads it: (street id, number, suffix, lat, lon).
@@ -539,16 +536,8 @@ def index_fingerprint() -> str:
     """A hash of the index format and of the source of the code that builds an area. The
     marshal format and the Python version are part of it: marshal data is only promised
     to read back in the Python that wrote it."""
-    digest = hashlib.sha256(f"gazetteer index {INDEX_FORMAT} marshal {marshal.version} "
-                            f"python {sys.version_info[:2]}".encode())
-    for name in INDEX_CODE:
-        module = importlib.import_module(name)
-        path = Path(module.__file__ or "")
-        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
-        for file in files:
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_fingerprint(INDEX_CODE, f"gazetteer index {INDEX_FORMAT} marshal "
+                              f"{marshal.version} python {sys.version_info[:2]}")
 
 
 def area_blob(area: Area) -> bytes:

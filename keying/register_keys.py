@@ -26,14 +26,11 @@ Keys of snapshots that are no longer active are removed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib
 import multiprocessing
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
@@ -46,7 +43,7 @@ from horeca.keying.records import (
     unit_records_from_json,
     with_geocode,
 )
-from horeca.store import param_batches, transaction
+from horeca.store import param_batches, source_fingerprint, transaction
 from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -94,15 +91,7 @@ FINGERPRINTED = ("horeca.normalize", "horeca.keying.records", "horeca.keying.blo
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """A hash of the source of the normalisers, the unit preparation and the key format."""
-    digest = hashlib.sha256()
-    for name in FINGERPRINTED:
-        module = importlib.import_module(name)
-        path = Path(module.__file__ or "")
-        files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
-        for file in files:
-            digest.update(file.name.encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
+    return source_fingerprint(FINGERPRINTED)
 
 
 # ----------------------------------------------------------------------------- building

@@ -15,9 +15,10 @@ from horeca.store.db import (
     transaction,
     upsert,
 )
+from horeca.store.fingerprint import source_fingerprint
 from horeca.store.schema import SCHEMA_VERSION
 
 __all__ = [
     "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "insert_rows", "open_db", "param_batches",
-    "resolve_db_path", "transaction", "upsert",
+    "resolve_db_path", "source_fingerprint", "transaction", "upsert",
 ]
