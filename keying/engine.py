@@ -11,7 +11,6 @@ places. Nothing here reads or writes the store (see store_io.py).
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,6 @@ from horeca.keying.compare import (
     compare_batches,
     comparison_from_row,
     grade_letter,
-    grade_string,
     has_identity,
     model_levels_of,
     premises_only,
@@ -55,44 +53,6 @@ TOP_CANDIDATES = 3
 SHARED_UNIT_MAX_M = 150.0  # two places this close may both be one register unit
 
 
-class Candidates(Sequence[dict[str, Any]]):
-    """A decision's top candidates, best first, each as `explain_pair` gives it; kept as
-    the JSON text that `keying_results.candidates` stores (it is often made in another
-    process, see `key_places`), and decoded when read."""
-
-    __slots__ = ("_items", "json")
-
-    def __init__(self, json_text: str = "[]") -> None:
-        self.json = json_text
-        self._items: list[dict[str, Any]] | None = None
-
-    @classmethod
-    def of(cls, items: Sequence[Mapping[str, Any]]) -> Candidates:
-        return cls(json.dumps(list(items), ensure_ascii=False))
-
-    def _decoded(self) -> list[dict[str, Any]]:
-        if self._items is None:
-            self._items = json.loads(self.json)
-        return self._items
-
-    def __getitem__(self, k):  # type: ignore[no-untyped-def,override]
-        return self._decoded()[k]
-
-    def __len__(self) -> int:
-        return len(self._decoded()) if self.json != "[]" else 0
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Candidates):
-            return self.json == other.json
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    def __hash__(self) -> int:
-        return hash(self.json)
-
-    def __repr__(self) -> str:
-        return f"Candidates({self.json[:60]!r}...)"
-
-
 @dataclass
 class Decision:
     place_id: str
@@ -100,7 +60,7 @@ class Decision:
     unit_id: str | None
     score: float | None               # match probability of the decisive candidate
     grades: str | None
-    candidates: Candidates            # top candidates, best first, with weights
+    candidates: list[dict[str, Any]]  # top candidates, best first, with weights
     reason: str
 
 
@@ -442,17 +402,11 @@ def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: Keyin
         -(candidate_probabilities([p.bits for p in pairs[i]])[0] if pairs[i] else -1.0),
         -(pairs[i][0].bits if pairs[i] else -math.inf), places[i].id))
     taken: dict[int, int] = {}         # unit index -> place index holding it as a match
+    decisions: dict[int, Decision] = {}
     decider = _Decider(places, pairs, units, model, config, taken, forced)
-    decided: dict[int, tuple[Decision, list[_Shown]]] = {}
     for i in order:
-        decided[i] = decider.decide(i)
-    out = [decided[i][0] for i in range(len(places))]
-    # Nothing decided depends on the explanations: they are made once every place is
-    # decided. (Making them in forked worker processes was tried: slower, as the workers
-    # copy the pages of every record they touch.)
-    for i in range(len(places)):
-        if decided[i][1]:
-            out[i].candidates = Candidates(decider.explained(i, decided[i][1]))
+        decisions[i] = decider.decide(i)
+    out = [decisions[i] for i in range(len(places))]
     counts = {o: sum(1 for d in out if d.outcome == o) for o in OUTCOMES}
     candidates_of = {places[i].id: [units[p.unit].unit_id for p in pairs[i]]
                      for i in range(len(places))}
@@ -462,16 +416,6 @@ def key_places(places: Sequence[PlaceRecord], cands: CandidateSet, config: Keyin
                                "candidate_units": len(units), "pairs": cands.pair_count,
                                "truncated_places": cands.truncated_places,
                                "by_kind": cands.stats})
-
-
-@dataclass(frozen=True, slots=True)
-class _Shown:
-    """A candidate a decision shows: its pair, its probability among the place's
-    candidates, and the place that holds it as a match when this place lost it."""
-
-    pair: _Pair
-    probability: float
-    matched_to_place: str | None = None
 
 
 @dataclass
@@ -484,43 +428,24 @@ class _Decider:
     taken: dict[int, int]
     forced: Mapping[str, str]
 
-    def _explain(self, i: int, shown: _Shown) -> dict[str, Any]:
-        place, p = self.places[i], shown.pair
-        unit = self.units[p.unit]
+    def _explain(self, i: int, p: _Pair, probability: float | None) -> dict[str, Any]:
+        place, unit = self.places[i], self.units[p.unit]
         comparison = p.comparison
         if comparison is None and p.row is not None:
             comparison = comparison_from_row(place, unit, p.row)
-        out = explain_pair(place, unit, self.model, self.config,
-                           probability=shown.probability, mask=p.mask, shared=p.shared,
-                           comparison=comparison)
-        if shown.matched_to_place is not None:
-            out["matched_to_place"] = shown.matched_to_place
-        return out
+        return explain_pair(place, unit, self.model, self.config, probability=probability,
+                            mask=p.mask, shared=p.shared, comparison=comparison)
 
-    def explained(self, i: int, shown: Sequence[_Shown]) -> str:
-        """The candidates a decision shows, explained, as `Candidates` JSON text."""
-        return Candidates.of([self._explain(i, c) for c in shown]).json
-
-    def _brief(self, shown: _Shown) -> dict[str, Any]:
-        """What a decision's reason says of a candidate: the same values as its
-        explanation (`explain_pair`), without making it."""
-        unit = self.units[shown.pair.unit]
-        return {"unit_id": unit.unit_id,
-                "name": unit.names.display[0] if unit.names.display else "",
-                "grades": grade_string(shown.pair.levels),
-                "probability": round(shown.probability, 6)}
-
-    def decide(self, i: int) -> tuple[Decision, list[_Shown]]:
-        """The place's decision, and the candidates it shows (explained later)."""
+    def decide(self, i: int) -> Decision:
         place, ps = self.places[i], self.pairs[i]
         if place.id in self.forced:
             forced = self._forced(i)
             if forced is not None:
                 return forced
         if not ps:  # pragma: no branch
-            return Decision(place.id, "no-match", None, None, None, Candidates(),
+            return Decision(place.id, "no-match", None, None, None, [],
                             "No register unit shares its phone, website, VAT number, "
-                            "address, location or a distinctive name word."), []
+                            "address, location or a distinctive name word.")
         free: list[_Pair] = []
         lost: tuple[_Pair, int] | None = None
         for p in ps:
@@ -531,7 +456,8 @@ class _Decider:
             else:
                 free.append(p)
         probs = candidate_probabilities([p.bits for p in free])
-        shown = [_Shown(p, q) for p, q in zip(free[:TOP_CANDIDATES], probs, strict=False)]
+        cands = [self._explain(i, p, q) for p, q in zip(free[:TOP_CANDIDATES], probs,
+                                                        strict=False)]
         all_probs = candidate_probabilities([p.bits for p in ps])
         strong = self.config.scoring.match_probability
         if lost is not None and all_probs[ps.index(lost[0])] < strong:
@@ -541,69 +467,62 @@ class _Decider:
         if lost is not None and (not free or lost[0].bits >= free[0].bits):
             # Two places would match one unit: the one that fits it best keeps it, the
             # other is left for a person to look at.
-            holder_id = self.places[lost[1]].id
-            lost_s = _Shown(lost[0], all_probs[ps.index(lost[0])], holder_id)
-            lost_c = self._brief(lost_s)
+            lost_c = self._explain(i, lost[0], all_probs[ps.index(lost[0])])
+            lost_c["matched_to_place"] = self.places[lost[1]].id
+            cands = [lost_c, *cands][:TOP_CANDIDATES]
             return Decision(place.id, "doubt", None, lost_c["probability"], lost_c["grades"],
-                            Candidates(), f"Its best candidate, {_who(lost_c)}, is already "
-                            f"matched to place {holder_id}, which agrees with it "
-                            f"better; agrees on {_join(agreeing_fields(lost[0].levels))}."
-                            ), [lost_s, *shown][:TOP_CANDIDATES]
+                            cands, f"Its best candidate, {_who(lost_c)}, is already matched "
+                            f"to place {self.places[lost[1]].id}, which agrees with it "
+                            f"better; agrees on {_join(agreeing_fields(lost[0].levels))}.")
         if not free:
-            return Decision(place.id, "no-match", None, None, None, Candidates(),
-                            "Its only, weak, candidates are matched to other places."), []
-        best, best_c, p_best = free[0], self._brief(shown[0]), probs[0]
+            return Decision(place.id, "no-match", None, None, None, [],
+                            "Its only, weak, candidates are matched to other places.")
+        best, best_c, p_best = free[0], cands[0], probs[0]
         s = self.config.scoring
         agree, differ = agreeing_fields(best.levels), differing_fields(best.levels)
         runner_up = probs[1] if len(probs) > 1 else 0.0
-        decision = Decision(place.id, "doubt", None, p_best, best_c["grades"], Candidates(), "")
         if (s.premises_probability < 1 and best.premises_only
                 and s.premises_probability <= p_best < s.match_probability
                 and p_best >= s.premises_lead * runner_up):
             # The register has a HoReCa unit at this very door and only a legal name for
             # it: nothing to check the listing's name against, nothing contradicting.
             self.taken[best.unit] = i
-            decision.outcome, decision.unit_id = "match", self.units[best.unit].unit_id
-            decision.reason = (
-                f"Premises match: {_who(best_c)} is a HoReCa business at the same "
-                f"address; the register gives only its legal name, so the "
-                f"listing's name cannot be checked, and nothing contradicts it "
-                f"(probability {p_best:.3f}).")
-            return decision, shown
+            return Decision(place.id, "match", self.units[best.unit].unit_id, p_best,
+                            best_c["grades"], cands,
+                            f"Premises match: {_who(best_c)} is a HoReCa business at the same "
+                            f"address; the register gives only its legal name, so the "
+                            f"listing's name cannot be checked, and nothing contradicts it "
+                            f"(probability {p_best:.3f}).")
         identified = has_identity(best.levels) or best.premises_only
         if p_best >= s.match_probability and (not s.require_identity or identified):
             self.taken[best.unit] = i
-            decision.outcome, decision.unit_id = "match", self.units[best.unit].unit_id
-            decision.reason = (f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on "
-                               f"{_join(agree)}"
-                               + (f" (differs on {_join(differ)})" if differ else "")
-                               + f"; probability {p_best:.3f}.")
-            return decision, shown
+            return Decision(place.id, "match", self.units[best.unit].unit_id, p_best,
+                            best_c["grades"], cands,
+                            f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on "
+                            f"{_join(agree)}"
+                            + (f" (differs on {_join(differ)})" if differ else "")
+                            + f"; probability {p_best:.3f}.")
         if p_best >= s.match_probability:
-            decision.reason = (
-                f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)} "
-                f"but nothing that identifies the business itself (name, phone, website "
-                f"or VAT number)" + (f"; it differs on {_join(differ)}." if differ else "."))
-            return decision, shown
+            text = (f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)} "
+                    f"but nothing that identifies the business itself (name, phone, website "
+                    f"or VAT number)" + (f"; it differs on {_join(differ)}." if differ else "."))
+            return Decision(place.id, "doubt", None, p_best, best_c["grades"], cands, text)
         if p_best >= s.doubt_probability:
             if len(probs) > 1 and probs[1] >= s.doubt_probability:
-                decision.reason = (
-                    f"Two register units fit: {_who(best_c)} (probability {p_best:.2f}) "
-                    f"and {_who(self._brief(shown[1]))} (probability {probs[1]:.2f}); a "
-                    f"person must choose.")
+                text = (f"Two register units fit: {_who(best_c)} (probability {p_best:.2f}) "
+                        f"and {_who(cands[1])} (probability {probs[1]:.2f}); a person must "
+                        f"choose.")
             else:
-                decision.reason = (
-                    f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)}"
-                    + (f" but differs on {_join(differ)}" if differ else "")
-                    + f"; probability {p_best:.3f}, below the {s.match_probability} "
-                    f"needed for a match.")
-            return decision, shown
-        decision.outcome = "no-match"
-        decision.reason = (f"No register unit corroborates it: the closest, {_who(best_c)}, "
-                           f"agrees only on {_join(agree)} (probability {p_best:.3f}).")
-        return decision, shown
+                text = (f"{_who(best_c)[0].upper()}{_who(best_c)[1:]} agrees on {_join(agree)}"
+                        + (f" but differs on {_join(differ)}" if differ else "")
+                        + f"; probability {p_best:.3f}, below the {s.match_probability} "
+                        f"needed for a match.")
+            return Decision(place.id, "doubt", None, p_best, best_c["grades"], cands, text)
+        return Decision(place.id, "no-match", None, p_best, best_c["grades"], cands,
+                        f"No register unit corroborates it: the closest, {_who(best_c)}, "
+                        f"agrees only on {_join(agree)} (probability {p_best:.3f}).")
 
-    def _forced(self, i: int) -> tuple[Decision, list[_Shown]] | None:
+    def _forced(self, i: int) -> Decision | None:
         """A reviewer's "registered under <number>" overrides the model."""
         place, ps = self.places[i], self.pairs[i]
         number = self.forced[place.id]
@@ -613,15 +532,13 @@ class _Decider:
             if wanted and wanted in (_digits(u.unit_id), _digits(u.enterprise_number or "")):
                 self.taken.setdefault(p.unit, i)
                 probs = candidate_probabilities([q.bits for q in ps])
-                shown = [_Shown(p, probs[ps.index(p)])]
-                shown += [_Shown(q, probs[ps.index(q)]) for q in ps
-                          if q is not p][:TOP_CANDIDATES - 1]
-                top = self._brief(shown[0])
-                return Decision(place.id, "match", u.unit_id, top["probability"],
-                                top["grades"], Candidates(),
+                top = [self._explain(i, p, probs[ps.index(p)])]
+                top += [self._explain(i, q, probs[ps.index(q)]) for q in ps
+                        if q is not p][:TOP_CANDIDATES - 1]
+                return Decision(place.id, "match", u.unit_id, top[0]["probability"],
+                                top[0]["grades"], top,
                                 f"A reviewer found it registered under {number}; "
-                                f"{_who(top)} agrees on {_join(agreeing_fields(p.levels))}."
-                                ), shown
+                                f"{_who(top[0])} agrees on {_join(agreeing_fields(p.levels))}.")
         return None
 
 
@@ -631,5 +548,5 @@ def key_region(*args: Any, **kwargs: Any) -> Any:
     return _key_region(*args, **kwargs)
 
 
-__all__ = ["MISSING", "Candidates", "Decision", "KeyingRun", "Labels", "explain_pair", "key_places",
+__all__ = ["MISSING", "Decision", "KeyingRun", "Labels", "explain_pair", "key_places",
            "key_region"]

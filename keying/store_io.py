@@ -301,7 +301,7 @@ def result_rows(run: KeyingRun, places: Sequence[PlaceRecord], snapshot_id: int,
     result = [{"place_id": d.place_id, "run_id": run_id, "snapshot_id": snapshot_id,
                "outcome": d.outcome, "unit_id": d.unit_id,
                "score": None if d.score is None else round(d.score, 6), "grades": d.grades,
-               "candidates": d.candidates.json,
+               "candidates": json.dumps(d.candidates, ensure_ascii=False),
                "reason": d.reason,
                "candidate_units": json.dumps(run.candidates_of.get(d.place_id, []))}
               for d in run.decisions]
