@@ -25,15 +25,14 @@ half-way. Memory stays bounded by the limits, not by the size of the register.
 
 from __future__ import annotations
 
-import copy
-import heapq
 import json
 import math
 import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from hashlib import blake2b
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,7 +59,8 @@ KINDS = ("verdict", "vat", "phone", "domain", "address", "name", "street", "toke
 KIND_BIT = {k: 1 << i for i, k in enumerate(KINDS)}
 MAX_RANGE = 12  # house-number ranges longer than this are indexed by their ends only
 M_PER_DEG = 111_320.0
-NEAR_BATCH = 8192  # units whose distances to the places are computed together
+NEAR_BATCH = 65_536  # units whose distances to the places are computed together
+NEAR_FIRST_BATCH = 4096
 _CELL_SPAN = 1 << 32  # cell (row, column) -> one integer: row * span + column
 
 
@@ -117,9 +117,10 @@ def _numbers(lo: int | None, hi: int | None) -> list[int]:
 # ----------------------------------------------------------------------------- unit keys
 #
 # A register unit's keys, written once per snapshot (keying/register_keys.py) and read by
-# every keying run: one string, keys separated by tabs, each a one-letter kind and a value.
-# The place side encodes its keys the same way (`_encoded`), so a unit's hits are one set
-# intersection. Stored keys are rebuilt whenever this module's source (or a normaliser's)
+# every keying run: one string, keys separated by tabs, each a one-letter kind and a value,
+# and each key's 64-bit hash (`key_hashes`). The place side encodes and hashes its keys the
+# same way (`_encoded`), so the hits of a batch of units are one numpy membership test (see
+# `Blocker.offer_batch`). Stored keys are rebuilt whenever this module's source (or a normaliser's)
 # changes: see `register_keys.code_fingerprint`.
 
 KEY_SEP = "\t"
@@ -196,6 +197,40 @@ def unit_keys(unit: Mapping[str, Any], country: str = "BE") -> str:
     return KEY_SEP.join(dict.fromkeys(_encoded(kind, key) for kind, key in keys))
 
 
+# The register side of blocking is one numpy membership test per batch of units: a unit's
+# keys are stored as 64-bit hashes, the places' keys are hashed the same way, and only the
+# hits reach Python. Two different keys share a hash with odds of 1 in 2^64 per pair
+# (about 1 in 10^8 for a national run's ~25 M unit keys against ~20,000 place keys); then
+# the unit is counted under a key it does not have.
+HASH = np.dtype("<u8")
+_KIND_CODE = {kind: code for code, kind in enumerate((*KINDS, "postcode"))}
+
+
+def key_hashes(encoded: Iterable[str]) -> bytes:
+    """The 64-bit hashes of encoded keys, packed (as `register_unit_keys.key_hashes`)."""
+    return b"".join(blake2b(key.encode(), digest_size=8).digest() for key in encoded)
+
+
+class UnitEntry(NamedTuple):
+    """What the register scan needs of a unit: its id, its keys (as `unit_keys`, and
+    hashed) and its position (None when unknown)."""
+
+    unit_id: str
+    keys: str
+    hashes: bytes
+    lat: float | None
+    lon: float | None
+
+
+def unit_entry(unit: Mapping[str, Any], country: str = "BE",
+               geocode: Mapping[str, Any] | None = None) -> UnitEntry:
+    keys = unit_keys(unit, country)
+    point = unit_point(unit, geocode)
+    lat, lon = point if point is not None else (None, None)
+    return UnitEntry(str(unit.get("unit_id")), keys,
+                     key_hashes(keys.split(KEY_SEP)) if keys else b"", lat, lon)
+
+
 def unit_point(unit: Mapping[str, Any],
                geocode: Mapping[str, Any] | None = None) -> tuple[float, float] | None:
     """Where a unit is: its geocode when it has a valid one, else its own coordinates."""
@@ -270,31 +305,43 @@ class Blocker:
 
     def _start_scan(self) -> None:
         """The unit side: empty until units are offered."""
-        # Buckets: kind -> key -> unit slots; None once the key has overflowed.
-        self.buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
-        # Near: (place, squared distance, position, unit id) of each place's nearest
-        # units so far, in parts pruned as they come (see `_nearest`).
-        self.near: list[NearParts] = []
-        self.retained: list[str] = []   # unit ids, by slot
-        self.positions: list[int] = []  # of the retained units in the register
+        # The places' keys as sorted hashes, for the membership test of `offer_batch`:
+        # what each is (kind, key), and for names and postcodes their ordinal, from
+        # which the local keys (postcode, name word) are made.
+        entries = sorted((hash_, kind, key) for hash_, (kind, key) in zip(
+            np.frombuffer(key_hashes(self.wanted), dtype=HASH).tolist(),
+            self.wanted.values(), strict=True))
+        self._wanted_hash = np.array([e[0] for e in entries], dtype=HASH)
+        self._wanted: list[tuple[str, Any]] = [(kind, key) for _h, kind, key in entries]
+        words = sorted({key for kind, key in self._wanted if kind == "token"})
+        codes = sorted({key for kind, key in self._wanted if kind == "postcode"})
+        word_ord = {w: k for k, w in enumerate(words)}
+        code_ord = {c: k for k, c in enumerate(codes)}
+        self._kind = np.array([_KIND_CODE[kind] for kind, _key in self._wanted], dtype=np.int8)
+        self._word = np.array([word_ord.get(key, -1) if kind == "token" else -1
+                               for kind, key in self._wanted], dtype=np.int64)
+        self._code = np.array([code_ord.get(key, -1) if kind == "postcode" else -1
+                               for kind, key in self._wanted], dtype=np.int64)
+        self._n_words = max(1, len(words))
+        local = sorted((code_ord[code] * self._n_words + word_ord[word], (code, word))
+                       for code, word in self.index["local"]
+                       if code in code_ord and word in word_ord)
+        self._local_code = np.array([c for c, _key in local], dtype=np.int64)
+        self._local: list[tuple[str, str]] = [key for _c, key in local]
+        # What the units offered so far hit: (register positions, wanted or local key ids)
+        self._hits: list[tuple[np.ndarray, np.ndarray]] = []
+        self._local_hits: list[tuple[np.ndarray, np.ndarray]] = []
+        # Near: (place, squared distance, position) of each place's nearest units so
+        # far (see `_nearest`), and the farthest of them for the places that have them all.
+        self.near: NearParts = _concat([])
+        self._near_bound = np.full(len(self.places), np.inf)
+        self._near_units = 0  # units offered to `_offer_near` so far
         self.scanned = 0
-        self.token_df: dict[str, int] = {}
+        self.token_df: dict[str, int] = {}  # units whose names hold a word (at `finish`)
         # A uniform sample of the register for random pairs: the units whose hashed id is
         # among the `sample_size` smallest (a "bottom-k" sample: the same units whatever
-        # the order of the register or how its scan is split between processes).
-        self.sample: list[tuple[int, str, int]] = []  # (-hash, unit id, position)
-        # Units within the places' extent, waiting for their distances to be computed in
-        # one batch: (unit id, position, slot or -1), latitudes, longitudes.
-        self._pending: list[tuple[str, int, int]] = []
-        self._pending_lat: list[float] = []
-        self._pending_lon: list[float] = []
-
-    def fresh(self) -> Blocker:
-        """A blocker over the same places with nothing offered yet: the places' index is
-        shared, not built again (each slice of a parallel scan starts from one)."""
-        other = copy.copy(self)
-        other._start_scan()
-        return other
+        # the order in which the register is offered). (hash, unit id, position), sorted.
+        self.sample: list[tuple[int, str, int]] = []
 
     # ------------------------------------------------------------------ places
 
@@ -350,86 +397,95 @@ class Blocker:
 
     # ------------------------------------------------------------------ units
 
-    def _hit(self, kind: str, key: Any, slot: int) -> bool:
-        """File the unit under one key; False once the key is too common to mean much."""
-        kb = self.buckets[kind]
-        bucket = kb.get(key)
-        if bucket is None:
-            if key in kb:
-                return False  # overflowed earlier
-            kb[key] = [slot]
-            return True
-        if len(bucket) >= self._limits[kind]:
-            kb[key] = None
-            return False
-        bucket.append(slot)
-        return True
+    def offer_rows(self, rows: Sequence[Mapping[str, Any]],
+                   geocodes: Mapping[str, Mapping[str, Any]] | None = None,
+                   first_position: int = 0) -> None:
+        """Offer register-unit rows as they are (their keys computed here), at positions
+        `first_position`, `first_position + 1`, ... of the register."""
+        entries = [unit_entry(row, self.country, geocodes.get(str(row.get("unit_id")))
+                              if geocodes else None) for row in rows]
+        self.offer_batch(range(first_position, first_position + len(entries)),
+                         [e.unit_id for e in entries], b"".join(e.hashes for e in entries),
+                         [len(e.hashes) // HASH.itemsize for e in entries],
+                         [e.lat for e in entries], [e.lon for e in entries])
 
-    def offer_row(self, unit: Mapping[str, Any], geocode: Mapping[str, Any] | None = None,
-                  position: int | None = None) -> None:
-        """Offer a register-unit row as it is (its keys computed here; see `offer`)."""
-        self.offer(unit_keys(unit, self.country), str(unit.get("unit_id")),
-                   unit_point(unit, geocode), position)
+    def offer_batch(self, positions: Sequence[int], unit_ids: Sequence[str], hashes: bytes,
+                    counts: Sequence[int], lats: Sequence[float | None],
+                    lons: Sequence[float | None]) -> None:
+        """Look register units up under each of their keys and among the places'
+        neighbours. Unit k is at `positions[k]` in the register (which breaks ties, in
+        whatever order and batches units are offered), its keys are the next `counts[k]`
+        hashes of `hashes` (`key_hashes` of its `unit_keys`), and (lats[k], lons[k]) is
+        where it is (None or NaN: unknown).
 
-    def offer(self, keys: str, unit_id: str, point: tuple[float, float] | None,
-              position: int | None = None) -> None:
-        """Look one register unit up under each of its keys (`unit_keys`); keep it if any
-        key hits or if it is among some place's nearest units.
-
-        `position` is the unit's place in the register (default: the order of offering),
-        which breaks ties the same way whichever process scanned it.
-
-        Written for speed (it runs once per unit of a national register): one set
-        intersection finds the unit's keys that some place shares.
+        Written for speed (it sees every unit of a national register): one numpy
+        membership test finds the keys that some place shares; which of them are too
+        common to use is decided at `finish`, once every unit has been counted.
         """
-        pos = self.scanned if position is None else position
-        self.scanned += 1
-        if self.sample_size:
-            h = zlib.crc32(f"{self.seed}:{unit_id}".encode())
-            if len(self.sample) < self.sample_size:
-                heapq.heappush(self.sample, (-h, unit_id, pos))
-            elif -self.sample[0][0] > h:
-                heapq.heapreplace(self.sample, (-h, unit_id, pos))
-        slot = len(self.retained)
-        kept = False
-        parts = keys.split(KEY_SEP)
-        found = self.wanted.keys() & parts
-        if found:
-            wanted, hit = self.wanted, self._hit
-            words: list[str] = []
-            postcodes: list[str] = []
-            for encoded in found:
-                kind, key = wanted[encoded]
-                if kind == "token":
-                    words.append(key)
-                elif kind == "postcode":
-                    postcodes.append(key)
-                else:
-                    kept = hit(kind, key, slot) or kept
-            if words:
-                df, local = self.token_df, self.index["local"]
-                for word in words:
-                    df[word] = df.get(word, 0) + 1  # counted even once too common
-                    kept = hit("token", word, slot) or kept
-                    for code in postcodes:
-                        if (code, word) in local:
-                            kept = hit("local", (code, word), slot) or kept
-            if kept:
-                self._retain(unit_id, pos)
-        if point is not None:
-            lat, lon = point
-            south, west, north, east = self.extent
-            if south <= lat <= north and west <= lon <= east:  # else far from every place
-                self._pending.append((unit_id, pos, slot if kept else -1))
-                self._pending_lat.append(lat)
-                self._pending_lon.append(lon)
-                if len(self._pending) >= NEAR_BATCH:
-                    self._offer_near()
+        n = len(unit_ids)
+        if not n:
+            return
+        pos = np.asarray(positions, dtype=np.int64)
+        self.scanned += n
+        self._sample_batch(unit_ids, pos)
+        found = np.frombuffer(hashes, dtype=HASH)
+        wanted = self._wanted_hash
+        if len(found) and len(wanted):
+            owner = np.repeat(np.arange(n), np.asarray(counts, dtype=np.int64))
+            at = np.minimum(np.searchsorted(wanted, found), len(wanted) - 1)
+            hit = wanted[at] == found
+            unit, key = owner[hit], at[hit]  # by unit, in the order offered
+            kind = self._kind[key]
+            postcode = kind == _KIND_CODE["postcode"]
+            self._hits.append((pos[unit[~postcode]], key[~postcode]))
+            if len(self._local_code):
+                self._offer_local(pos, unit, key, kind, postcode)
+        lat = np.asarray(lats, dtype=np.float64)
+        lon = np.asarray(lons, dtype=np.float64)
+        south, west, north, east = self.extent
+        # NaN (no position) compares false: left out with the units far from every place
+        inside = np.flatnonzero((lat >= south) & (lat <= north) & (lon >= west) & (lon <= east))
+        first = 0
+        while first < len(inside):
+            # batches doubling from a small first one: the places' bounds (see
+            # `_offer_near`) tighten early and leave little of the later ones to sort
+            size = min(NEAR_BATCH, max(NEAR_FIRST_BATCH, self._near_units))
+            part = inside[first:first + size]
+            first += size
+            self._near_units += len(part)
+            self._offer_near(pos[part], lat[part], lon[part])
 
-    def _retain(self, unit_id: str, pos: int) -> int:
-        self.retained.append(unit_id)
-        self.positions.append(pos)
-        return len(self.retained) - 1
+    def _offer_local(self, pos: np.ndarray, unit: np.ndarray, key: np.ndarray,
+                     kind: np.ndarray, postcode: np.ndarray) -> None:
+        """The local keys (postcode, name word) of the units' hits: each name word a
+        unit shares with the places, with each of the places' postcodes it has."""
+        token = kind == _KIND_CODE["token"]
+        t_unit, t_word = unit[token], self._word[key[token]]
+        p_unit, p_code = unit[postcode], self._code[key[postcode]]
+        if not len(t_unit) or not len(p_unit):
+            return
+        ti, pi = _equal_ranges(p_unit, t_unit)
+        if not len(ti):
+            return
+        code = p_code[pi] * self._n_words + t_word[ti]
+        at = np.minimum(np.searchsorted(self._local_code, code), len(self._local_code) - 1)
+        ok = self._local_code[at] == code
+        self._local_hits.append((pos[t_unit[ti[ok]]], at[ok]))
+
+    def _sample_batch(self, unit_ids: Sequence[str], pos: np.ndarray) -> None:
+        size = self.sample_size
+        if not size:
+            return
+        seed = self.seed
+        hashed = np.fromiter((zlib.crc32(f"{seed}:{uid}".encode()) for uid in unit_ids),
+                             dtype=np.int64, count=len(unit_ids))
+        if len(self.sample) >= size:
+            keep = np.flatnonzero(hashed <= self.sample[-1][0])
+        else:
+            keep = np.argsort(hashed, kind="stable")[:size]
+        if len(keep):
+            self.sample = sorted([*self.sample, *(
+                (int(hashed[k]), unit_ids[k], int(pos[k])) for k in keep.tolist())])[:size]
 
     def _cell_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The places' cells as arrays sorted by cell (each cell's entries in the order
@@ -451,50 +507,44 @@ class Blocker:
             self._cells_sorted = cached
         return cached
 
-    def _offer_near(self) -> None:
-        """The pending units' distances to the places around their cell, in one batch;
-        only each place's nearest of them are kept (see `_nearest`)."""
-        pending = self._pending
-        if not pending:
+    def _offer_near(self, upos: np.ndarray, ulat: np.ndarray, ulon: np.ndarray) -> None:
+        """The units' distances to the places around their cell, in one batch; only each
+        place's nearest of them are kept (see `_nearest`)."""
+        if not len(upos):
             return
         ekey, elat, elon, owners = self._cell_arrays()
-        ulat = np.array(self._pending_lat, dtype=np.float64)
-        ulon = np.array(self._pending_lon, dtype=np.float64)
-        self._pending, self._pending_lat, self._pending_lon = [], [], []
         g, m_lon = self.config.grid_m, self.m_per_deg_lon
         # the same arithmetic as `_cell` and the distance below, element by element
         ukey = (np.floor(ulat * M_PER_DEG / g).astype(np.int64) * _CELL_SPAN
                 + np.floor(ulon * m_lon / g).astype(np.int64))
-        left = np.searchsorted(ekey, ukey, side="left")
-        counts = np.searchsorted(ekey, ukey, side="right") - left
-        total = int(counts.sum())
-        if not total:
+        uidx, eidx = _equal_ranges(ekey, ukey)
+        if not len(uidx):
             return
-        uidx = np.repeat(np.arange(len(pending)), counts)
-        eidx = np.arange(total) + np.repeat(left - (np.cumsum(counts) - counts), counts)
         dy = (ulat[uidx] - elat[eidx]) * M_PER_DEG
         dx = (ulon[uidx] - elon[eidx]) * m_lon
         d2 = dx * dx + dy * dy
-        within = np.flatnonzero(d2 <= self.config.max_distance_m ** 2)
+        owner = owners[eidx]
+        # A place that already has its `near_keep` nearest units can only take a unit no
+        # farther than the farthest of them (at the same distance, position decides).
+        within = np.flatnonzero((d2 <= self.config.max_distance_m ** 2)
+                                & (d2 <= self._near_bound[owner]))
         if not len(within):
             return
-        uidx = uidx[within]
-        owner, d2, pos = owners[eidx[within]], d2[within], \
-            np.array([pos for _uid, pos, _slot in pending], dtype=np.int64)[uidx]
-        kept = self._nearest_order(owner, d2, pos)  # unit ids only for the kept entries
-        self.near.append((owner[kept], d2[kept], pos[kept],
-                          [pending[u][0] for u in uidx[kept].tolist()]))
-        if len(self.near) >= NEAR_PARTS:
-            self.near = [self._nearest(_concat(self.near))]
+        found = (owner[within], d2[within], upos[uidx[within]])
+        self.near = self._nearest(_concat([self.near, found]))
+        owner, d2, _pos = self.near
+        last = np.flatnonzero(np.r_[owner[1:] != owner[:-1], True])  # each place's farthest
+        full = np.diff(np.r_[-1, last]) >= self._keep_array()[owner[last]]
+        self._near_bound[owner[last[full]]] = d2[last[full]]
 
     def _nearest(self, found: NearParts) -> NearParts:
-        """Of (place, squared distance, position, unit id) entries, each place's
-        `near_keep` nearest units: the nearest win and, of two units at the same distance,
-        the one earlier in the register (however the scan was split); a unit near two of a
-        place's points counts once, at its nearest."""
-        owner, d2, pos, uids = found
+        """Of (place, squared distance, position) entries, each place's `near_keep`
+        nearest units: the nearest win and, of two units at the same distance, the one
+        earlier in the register (in whatever order units were offered); a unit near two
+        of a place's points counts once, at its nearest."""
+        owner, d2, pos = found
         order = self._nearest_order(owner, d2, pos)
-        return owner[order], d2[order], pos[order], [uids[k] for k in order.tolist()]
+        return owner[order], d2[order], pos[order]
 
     def _nearest_order(self, owner: np.ndarray, d2: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """The indices of the entries `_nearest` keeps, by place then distance."""
@@ -519,115 +569,80 @@ class Blocker:
             cached = self._keeps = np.array(self.near_keep, dtype=np.int64)
         return cached
 
-    # ------------------------------------------------------------------ parallel scans
-
-    def partial(self) -> dict[str, Any]:
-        """What this blocker found, to be merged with other processes' (`absorb`).
-
-        Only the ids of the units that a key or a neighbourhood still points at travel;
-        their positions in the register travel with them: ties are broken by position,
-        never by which process found a unit."""
-        self._offer_near()
-        used: set[int] = set()
-        for keys in self.buckets.values():
-            for bucket in keys.values():
-                if bucket:
-                    used.update(bucket)
-        order = sorted(used)
-        renumber = {slot: k for k, slot in enumerate(order)}
-        buckets = {kind: {key: None if bucket is None else [renumber[s] for s in bucket]
-                          for key, bucket in keys.items()}
-                   for kind, keys in self.buckets.items()}
-        near = self._nearest(_concat(self.near))
-        return {"buckets": buckets, "near": near, "token_df": self.token_df,
-                "retained": [self.retained[slot] for slot in order],
-                "positions": [self.positions[slot] for slot in order],
-                "scanned": self.scanned, "sample": self.sample}
-
-    def absorb(self, part: Mapping[str, Any]) -> None:
-        """Add another process's `partial()` scan of other units, as if offered here."""
-        self._offer_near()
-        offset = len(self.retained)
-        self.retained.extend(part["retained"])
-        self.positions.extend(part["positions"])
-        self.scanned += part["scanned"]
-        for kind, keys in part["buckets"].items():
-            mine, limit = self.buckets[kind], self._limits[kind]
-            for key, bucket in keys.items():
-                if key in mine and mine[key] is None:
-                    continue
-                if bucket is None:
-                    mine[key] = None
-                    continue
-                merged = (mine.get(key) or []) + [slot + offset for slot in bucket]
-                mine[key] = None if len(merged) > limit else merged
-        # the nearest, ties to the earlier unit: what one process would have kept
-        self.near = [self._nearest(_concat([*self.near, part["near"]]))]
-        for word, n in part["token_df"].items():
-            self.token_df[word] = self.token_df.get(word, 0) + n
-        for entry in part["sample"]:
-            if len(self.sample) < self.sample_size:
-                heapq.heappush(self.sample, entry)
-            elif self.sample and self.sample[0][0] < entry[0]:
-                heapq.heapreplace(self.sample, entry)
+    def _buckets(self) -> dict[str, dict[Any, list[int] | None]]:
+        """kind -> key -> the positions of the units filed under it, in register order;
+        None for a key shared by more units than its kind's limit."""
+        buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
+        self.token_df = {}
+        for hits, keys in ((self._hits, self._wanted), (self._local_hits, self._local)):
+            if not hits:
+                continue
+            pos = np.concatenate([h[0] for h in hits])
+            key = np.concatenate([h[1] for h in hits])
+            if not len(key):
+                continue
+            order = np.lexsort((pos, key))
+            pos, key = pos[order], key[order]
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]).tolist()
+            ends = [*starts[1:], len(key)]
+            ids = key[starts].tolist()
+            positions = pos.tolist()
+            for k, first, end in zip(ids, starts, ends, strict=True):
+                if keys is self._local:
+                    kind, value = "local", keys[k]
+                else:
+                    kind, value = keys[k]
+                if kind == "token":
+                    self.token_df[value] = end - first  # counted even when too common
+                too_many = end - first > self._limits[kind]
+                buckets[kind][value] = None if too_many else positions[first:end]
+        return buckets
 
     # ------------------------------------------------------------------ result
 
     def finish(self, prepare_many: PrepareMany) -> CandidateSet:
         """The candidates. `prepare_many` reads and prepares the chosen units (and the
-        sample) for comparison, given their (position, unit id), e.g. in several
+        sample) for comparison, given their positions in the register, e.g. in several
         processes (see `prepare_rows` for units held in memory)."""
-        self._offer_near()
-        per_place: list[dict[int, int]] = [{} for _ in self.places]
+        per_place: list[dict[int, int]] = [{} for _ in self.places]  # position -> mask
         stats: dict[str, dict[str, int]] = {}
-        for kind, keys in self.buckets.items():
+        for kind, keys in self._buckets().items():
             used = dropped = pairs = 0
+            bit = KIND_BIT[kind]
             for key, bucket in keys.items():
                 if bucket is None:
                     dropped += 1
                     continue
                 used += 1
-                bit = KIND_BIT[kind]
                 for i in self.index[kind][key]:
                     cand = per_place[i]
-                    for slot in bucket:
-                        cand[slot] = cand.get(slot, 0) | bit
-                        pairs += 1
+                    for p in bucket:
+                        cand[p] = cand.get(p, 0) | bit
+                    pairs += len(bucket)
             stats[kind] = {"keys": used, "dropped_common_keys": dropped, "pairs": pairs}
-        owner, _d2, pos, uids = self._nearest(_concat(self.near))
-        slot_of = {p: slot for slot, p in enumerate(self.positions)}
+        owner, _d2, near_pos = self.near
         near_bit = KIND_BIT["near"]
-        for i, p, uid in zip(owner.tolist(), pos.tolist(), uids, strict=True):
-            slot = slot_of.get(p)
-            if slot is None:
-                slot = slot_of[p] = self._retain(uid, p)
-            per_place[i][slot] = per_place[i].get(slot, 0) | near_bit
-        near_pairs = len(uids)
-        stats["near"] = {"keys": len(self.cells), "dropped_common_keys": 0, "pairs": near_pairs}
+        for i, p in zip(owner.tolist(), near_pos.tolist(), strict=True):
+            per_place[i][p] = per_place[i].get(p, 0) | near_bit
+        stats["near"] = {"keys": len(self.cells), "dropped_common_keys": 0,
+                         "pairs": len(near_pos)}
         # Keep the best-supported candidates when a place has too many: more kinds of
         # key first, then the stronger kinds (lower bit = stronger, see KINDS).
         truncated = 0
         cap = self.config.max_candidates_per_place
-        position = self.positions
-        used_slots: dict[int, int] = {}
+        index_of: dict[int, int] = {}  # position -> unit index
         pairs_out: list[list[tuple[int, int]]] = []
         for cand in per_place:
             items = list(cand.items())
             if len(items) > cap:
                 truncated += 1
-                items.sort(key=lambda it: (-bin(it[1]).count("1"), _strength(it[1]),
-                                           position[it[0]]))
+                items.sort(key=lambda it: (-bin(it[1]).count("1"), _strength(it[1]), it[0]))
                 items = items[:cap]
-            out = []
-            for slot, mask in sorted(items, key=lambda it: position[it[0]]):
-                idx = used_slots.setdefault(slot, len(used_slots))
-                out.append((idx, mask))
-            pairs_out.append(out)
-        chosen = sorted(used_slots, key=used_slots.__getitem__)  # in unit index order
-        sampled = sorted(self.sample, key=lambda e: (-e[0], e[1]))
-        todo = [(self.positions[slot], self.retained[slot]) for slot in chosen] + \
-            [(pos, uid) for _h, uid, pos in sampled]
-        prepared = prepare_many(todo)
+            items.sort()
+            pairs_out.append([(index_of.setdefault(p, len(index_of)), mask)
+                              for p, mask in items])
+        chosen = list(index_of)  # in unit index order
+        prepared = prepare_many(chosen + [pos for _h, _uid, pos in self.sample])
         units, sample = prepared[:len(chosen)], prepared[len(chosen):]
         return CandidateSet(units=units, pairs=pairs_out,
                             units_scanned=self.scanned, stats=stats,
@@ -635,22 +650,31 @@ class Blocker:
                             token_df=dict(self.token_df))
 
 
-# (place index, squared distance in m², position in the register, unit id) arrays
-NearParts = tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]
-NEAR_PARTS = 16  # batches of near units kept before they are pruned together
+# (place index, squared distance in m², position in the register) arrays
+NearParts = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _concat(parts: Sequence[NearParts]) -> NearParts:
     if not parts:
-        return (np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int64), [])
+        return (np.empty(0, dtype=np.int64), np.empty(0), np.empty(0, dtype=np.int64))
     if len(parts) == 1:
         return parts[0]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]), [u for p in parts for u in p[3]])
+            np.concatenate([p[2] for p in parts]))
 
 
-# Reads and prepares units for comparison, given their (position, unit id), in order.
-PrepareMany = Callable[[Sequence[tuple[int, str]]], list[UnitRecord]]
+# Reads and prepares units for comparison, given their positions in the register, in order.
+PrepareMany = Callable[[Sequence[int]], list[UnitRecord]]
+
+
+def _equal_ranges(values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (k, i) with queries[k] == values[i], `values` sorted: the arrays of k and
+    of i, by k then i."""
+    left = np.searchsorted(values, queries, side="left")
+    counts = np.searchsorted(values, queries, side="right") - left
+    query = np.repeat(np.arange(len(queries)), counts)
+    at = np.arange(int(counts.sum())) + np.repeat(left - (np.cumsum(counts) - counts), counts)
+    return query, at
 
 
 def _strength(mask: int) -> int:
@@ -660,10 +684,11 @@ def _strength(mask: int) -> int:
 def prepare_rows(units: Sequence[Mapping[str, Any]], *, country: str = "BE",
                  geocodes: Mapping[str, Mapping[str, Any]] | None = None) -> PrepareMany:
     """`finish`'s preparation for units held in memory: position = index in `units`."""
-    def prepare(todo: Sequence[tuple[int, str]]) -> list[UnitRecord]:
+    def prepare(positions: Sequence[int]) -> list[UnitRecord]:
         return [prepare_unit(units[pos], country=country,
-                             geocode=geocodes.get(uid) if geocodes else None)
-                for pos, uid in todo]
+                             geocode=geocodes.get(str(units[pos].get("unit_id")))
+                             if geocodes else None)
+                for pos in positions]
     return prepare
 
 
@@ -680,6 +705,5 @@ def block(places: Sequence[PlaceRecord], units: Iterable[Mapping[str, Any]],
     rows = list(units)
     blocker = Blocker(places, config, country, sample_size=sample_size, seed=seed,
                       known=known)
-    for unit in rows:
-        blocker.offer_row(unit, geocodes.get(str(unit.get("unit_id"))) if geocodes else None)
+    blocker.offer_rows(rows, geocodes)
     return blocker.finish(prepare_rows(rows, country=country, geocodes=geocodes))

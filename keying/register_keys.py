@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlite_utils
 
-from horeca.keying.blocking import Blocker, unit_keys, unit_point
+from horeca.keying.blocking import HASH, Blocker, unit_entry, unit_point
 from horeca.keying.records import (
     UnitRecord,
     prepare_unit,
@@ -119,13 +119,10 @@ def _unit_rows(conn: sqlite3.Connection, snapshot_id: int,
 
 def _key_rows(conn: sqlite3.Connection, snapshot_id: int, rowids: tuple[int, int],
               country: str) -> list[tuple[Any, ...]]:
-    """(snapshot, unit id, keys, lat, lon) of the units in a rowid range, in order."""
-    out = []
-    for unit in _unit_rows(conn, snapshot_id, rowids):
-        point = unit_point(unit)
-        lat, lon = point if point is not None else (None, None)
-        out.append((snapshot_id, str(unit["unit_id"]), unit_keys(unit, country), lat, lon))
-    return out
+    """(snapshot, unit id, keys, key hashes, lat, lon) of the units in a rowid range, in
+    order."""
+    return [(snapshot_id, *unit_entry(unit, country))
+            for unit in _unit_rows(conn, snapshot_id, rowids)]
 
 
 def _key_slice(task: tuple[int, int]) -> list[tuple[Any, ...]]:
@@ -155,8 +152,8 @@ def build_unit_keys(db: sqlite_utils.Database, snapshot_id: int, country: str, *
     with transaction(db):
         _delete_snapshot(conn, snapshot_id)
     path = db_file(db)
-    insert = ("INSERT INTO register_unit_keys (snapshot_id, unit_id, keys, lat, lon) "
-              "VALUES (?, ?, ?, ?, ?)")
+    insert = ("INSERT INTO register_unit_keys (snapshot_id, unit_id, keys, key_hashes, lat, "
+              "lon) VALUES (?, ?, ?, ?, ?, ?)")
     done = 0
 
     def write(rows: list[tuple[Any, ...]]) -> None:
@@ -234,30 +231,33 @@ def _has_unit_geocodes(conn: sqlite3.Connection) -> bool:
 def offer_keys(blocker: Blocker, db: sqlite_utils.Database | sqlite3.Connection,
                snapshot_id: int, ids: tuple[int, int]) -> int:
     """Offer the stored keys of the units whose ids are in `ids` (first, last) to the
-    blocker, in register order; a trusted geocode takes the place of a unit's own
+    blocker, as one batch; a trusted geocode takes the place of a unit's own
     coordinates. Returns how many were offered."""
     conn = _connection(db)
-    if _has_unit_geocodes(conn):
-        sql = ("SELECT k.id, k.unit_id, k.keys, k.lat, k.lon, e.lat, e.lon "
+    geocoded = _has_unit_geocodes(conn)
+    if geocoded:
+        sql = ("SELECT k.id, k.unit_id, k.key_hashes, k.lat, k.lon, e.lat, e.lon "
                "FROM register_unit_keys k LEFT JOIN entity_geocodes e "
                "ON e.entity_kind = 'unit' AND e.entity_id = k.unit_id "
                f"AND e.lat IS NOT NULL AND e.{TRUSTED_POSITION} "
                "WHERE k.id BETWEEN ? AND ? AND +k.snapshot_id = ?")
     else:
-        sql = ("SELECT id, unit_id, keys, lat, lon, NULL, NULL FROM register_unit_keys "
+        sql = ("SELECT id, unit_id, key_hashes, lat, lon FROM register_unit_keys "
                "WHERE id BETWEEN ? AND ? AND +snapshot_id = ?")
-    offer = blocker.offer
-    n = 0
-    for pos, uid, keys, lat, lon, glat, glon in conn.execute(sql, [*ids, snapshot_id]):
-        n += 1
-        if glat is not None and glon is not None:
-            point = unit_point({"lat": lat, "lon": lon}, {"lat": glat, "lon": glon})
-        elif lat is not None and lon is not None:
-            point = (lat, lon)  # checked when the keys were written
-        else:
-            point = None
-        offer(keys, uid, point, pos)
-    return n
+    rows = conn.execute(sql, [*ids, snapshot_id]).fetchall()
+    if not rows:
+        return 0
+    columns = list(zip(*rows, strict=True))
+    positions, unit_ids, hashes, lats, lons = columns[:5]
+    if geocoded:
+        lats, lons = list(lats), list(lons)
+        for k, (glat, glon) in enumerate(zip(columns[5], columns[6], strict=True)):
+            if glat is not None and glon is not None:
+                point = unit_point({"lat": lats[k], "lon": lons[k]}, {"lat": glat, "lon": glon})
+                lats[k], lons[k] = point if point is not None else (None, None)
+    blocker.offer_batch(positions, unit_ids, b"".join(h or b"" for h in hashes),
+                        [len(h or b"") // HASH.itemsize for h in hashes], lats, lons)
+    return len(rows)
 
 
 def _geocode_sql(marks: str) -> str:
@@ -305,31 +305,35 @@ def prepared_json(db: sqlite_utils.Database | sqlite3.Connection, snapshot_id: i
 PrepareJson = Callable[[Sequence[str]], list[str]]
 
 
-def prepare_units(db: sqlite_utils.Database, snapshot_id: int,
-                  todo: Sequence[tuple[int, str]], country: str, *,
-                  prepare_json: PrepareJson | None = None) -> list[UnitRecord]:
-    """The units `todo` names ((position = key id, unit id), as `Blocker.finish` asks),
+def prepare_units(db: sqlite_utils.Database, snapshot_id: int, positions: Sequence[int],
+                  country: str, *, prepare_json: PrepareJson | None = None) -> list[UnitRecord]:
+    """The units at `positions` of the register (key ids, as `Blocker.finish` asks),
     ready for comparison, in order: read back from earlier runs where possible, prepared
     (by `prepare_json`, default here) and kept for the next run otherwise."""
     conn = db.conn
+    wanted = list(dict.fromkeys(positions))  # each unit once, in order
+    unit_id: dict[int, str] = {}
     kept: dict[int, str] = {}
-    positions = list(dict.fromkeys(pos for pos, _uid in todo))
-    for batch in param_batches(positions):
+    for batch in param_batches(wanted):
         marks = ", ".join("?" * len(batch))
-        kept.update(conn.execute(f"SELECT id, record FROM register_unit_records "
-                                 f"WHERE id IN ({marks})", batch).fetchall())
-    missing = [(pos, uid) for pos, uid in dict.fromkeys(todo) if pos not in kept]
+        for pos, uid, record in conn.execute(
+                "SELECT k.id, k.unit_id, r.record FROM register_unit_keys k "
+                "LEFT JOIN register_unit_records r ON r.id = k.id "
+                f"WHERE k.id IN ({marks})", batch):
+            unit_id[pos] = uid
+            if record is not None:
+                kept[pos] = record
+    missing = [pos for pos in wanted if pos not in kept]
     if missing:
         made = (prepare_json or (lambda ids: prepared_json(db, snapshot_id, ids, country)))(
-            [uid for _pos, uid in missing])
-        new = [(pos, snapshot_id, text) for (pos, _uid), text in zip(missing, made, strict=True)]
+            [unit_id[pos] for pos in missing])
+        new = [(pos, snapshot_id, text) for pos, text in zip(missing, made, strict=True)]
         with transaction(db):
             conn.executemany("INSERT OR REPLACE INTO register_unit_records (id, snapshot_id, "
                              "record) VALUES (?, ?, ?)", new)
         kept.update((pos, text) for pos, _sid, text in new)
-    geocodes = unit_geocodes(conn, [uid for _pos, uid in todo])
-    wanted = dict.fromkeys(todo)  # each unit once, in order
-    decoded = unit_records_from_json([kept[pos] for pos, _uid in wanted])
-    records = {pos: with_geocode(record, geocodes.get(uid)) if geocodes else record
-               for (pos, uid), record in zip(wanted, decoded, strict=True)}
-    return [records[pos] for pos, _uid in todo]
+    geocodes = unit_geocodes(conn, [unit_id[pos] for pos in wanted])
+    decoded = unit_records_from_json([kept[pos] for pos in wanted])
+    records = {pos: with_geocode(record, geocodes.get(unit_id[pos])) if geocodes else record
+               for pos, record in zip(wanted, decoded, strict=True)}
+    return [records[pos] for pos in positions]

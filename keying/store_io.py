@@ -133,17 +133,8 @@ def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
 
 # Parallel work: the places and settings reach the worker processes by fork, not pickle.
 _SHARED: dict[str, Any] = {}
-PARALLEL_MIN_UNITS = 100_000  # below this, starting processes costs more than it saves
 SLICES_PER_WORKER = 16
-
-
-def _scan_slices(task: tuple[str, int, list[tuple[int, int]]]) -> dict[str, Any]:
-    path, snapshot_id, ranges = task
-    blocker = _SHARED["blocker"].fresh()
-    with read_only(path) as conn:
-        for ids in ranges:
-            offer_keys(blocker, conn, snapshot_id, ids)
-    return blocker.partial()
+SCAN_BATCH = 50_000  # register units offered to the blocker at a time
 
 
 def _workers(config: KeyingConfig) -> int:
@@ -154,49 +145,25 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
                   config: KeyingConfig, total_units: int,
                   progress: Progress | None = None,
                   known: Mapping[str, str] | None = None) -> CandidateSet:
-    """Blocking over the snapshot's stored keys (see register_keys.py): in one process, or
-    split over several (`[keying.blocking] workers`) when the register is large. Same
-    candidates either way."""
+    """Blocking over the snapshot's stored keys (see register_keys.py), in batches of
+    units; the units chosen are prepared in several processes (`[keying.blocking]
+    workers`) when there are many."""
     workers = _workers(config)
-    path = db_file(db)
-    template = Blocker(places, config.blocking, config.country,
-                       sample_size=config.scoring.sample_units, seed=config.scoring.seed,
-                       known=known)
+    blocker = Blocker(places, config.blocking, config.country,
+                      sample_size=config.scoring.sample_units, seed=config.scoring.seed,
+                      known=known)
     lo, hi = id_range(db, snapshot_id) or (0, -1)
-
-    def prepare(todo: Sequence[tuple[int, str]]) -> list[UnitRecord]:
-        return prepare_units(db, snapshot_id, todo, config.country, prepare_json=lambda ids:
-                             prepare_in_parallel(db, snapshot_id, ids, country=config.country,
-                                                 workers=workers))
-
-    if workers > 1 and total_units >= PARALLEL_MIN_UNITS and path and can_fork():
-        # Each process takes every n-th of many slices of the table: units differ in cost
-        # (those near places, with several names, cost more) and cluster by id, so
-        # halves would leave one process waiting for the other.
-        slices = workers * SLICES_PER_WORKER
-        step = (hi - lo) // slices + 1
-        ranges = [(lo + k * step, min(hi, lo + (k + 1) * step - 1))
-                  for k in range(slices) if lo + k * step <= hi]
-        tasks = [(path, snapshot_id, ranges[w::workers]) for w in range(workers)]
-        _SHARED["blocker"] = template
-        try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                parts = pool.map(_scan_slices, tasks, chunksize=1)
-        finally:
-            _SHARED.clear()
-        blocker = template.fresh()
-        for part in parts:
-            blocker.absorb(part)
-        if progress:
-            progress("register", total_units, total_units)
-        return blocker.finish(prepare)
-
-    blocker = template
-    step = 20_000
-    for first in range(lo, hi + 1, step):
-        offer_keys(blocker, db, snapshot_id, (first, min(hi, first + step - 1)))
+    for first in range(lo, hi + 1, SCAN_BATCH):
+        offer_keys(blocker, db, snapshot_id, (first, min(hi, first + SCAN_BATCH - 1)))
         if progress:
             progress("register", min(total_units, blocker.scanned), total_units)
+
+    def prepare(positions: Sequence[int]) -> list[UnitRecord]:
+        return prepare_units(db, snapshot_id, positions, config.country,
+                             prepare_json=lambda ids: prepare_in_parallel(
+                                 db, snapshot_id, ids, country=config.country,
+                                 workers=workers))
+
     return blocker.finish(prepare)
 
 

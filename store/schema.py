@@ -393,7 +393,19 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Each unit's blocking keys also as 64-bit hashes, so that a keying run tests the
+    whole register against the places' keys with numpy (keying/blocking.py). Keys written
+    before have none: they are stale by their code fingerprint and are written again."""
+    _execute_script(
+        db,
+        """
+        ALTER TABLE register_unit_keys ADD COLUMN key_hashes BLOB;  -- see blocking.key_hashes
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

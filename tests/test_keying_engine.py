@@ -176,7 +176,7 @@ def test_blocking_finds_by_phone_name_address_and_distance_and_drops_common_keys
     assert cands.units_scanned == len(units) + len(common)
 
 
-def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
+def test_a_register_offered_in_batches_out_of_order_gives_the_same_candidates() -> None:
     rows = [listing("gusto:1", "Brasserie du Parc", "Rue de la Loi", "17", lat=50.846),
             listing("gusto:2", "Chez Marcel", None, None, lat=50.8521, phone="+3222222222")]
     places = consolidate([prepare_listing(r) for r in rows], CONFIG.consolidation)
@@ -197,20 +197,15 @@ def test_a_scan_split_between_processes_finds_the_same_candidates() -> None:
 
 
 def _split_scan(places, units, slice_size: int, sample_size: int = 5):
-    """Slices of the register dealt alternately to two "processes", as the parallel scan
-    does, their partial scans merged."""
+    """The register offered in slices of `slice_size` units, out of order (every other
+    slice, then the ones skipped), each at its own positions."""
     from horeca.keying.blocking import Blocker, prepare_rows
 
-    slices = [range(k, min(k + slice_size, len(units)))
-              for k in range(0, len(units), slice_size)]
-    merged = Blocker(places, CONFIG.blocking, sample_size=sample_size, seed=5)
-    for first in (0, 1):
-        b = Blocker(places, CONFIG.blocking, sample_size=sample_size, seed=5)
-        for positions in slices[first::2]:
-            for k in positions:
-                b.offer_row(units[k], position=k)
-        merged.absorb(b.partial())
-    return merged.finish(prepare_rows(units))
+    firsts = list(range(0, len(units), slice_size))
+    blocker = Blocker(places, CONFIG.blocking, sample_size=sample_size, seed=5)
+    for first in [*firsts[::2], *firsts[1::2]]:
+        blocker.offer_rows(units[first:first + slice_size], first_position=first)
+    return blocker.finish(prepare_rows(units))
 
 
 def test_neighbours_at_the_same_distance_go_to_the_earlier_units_however_the_scan_is_split(

@@ -83,7 +83,7 @@ def _trusted(db) -> dict[str, dict[str, float]]:
 def test_the_stored_keys_find_what_blocking_over_the_register_rows_finds(
         store, world, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
     db, snapshot, units = store
-    monkeypatch.setattr(store_io, "PARALLEL_MIN_UNITS", 0)  # split even this small register
+    monkeypatch.setattr(store_io, "SCAN_BATCH", 37)  # many batches even for this register
     monkeypatch.setattr(store_io, "PARALLEL_MIN_PREPARE", 0)
     config = dataclasses.replace(DEFAULT_CONFIG, blocking=dataclasses.replace(
         DEFAULT_CONFIG.blocking, workers=workers))
@@ -107,7 +107,7 @@ def test_keys_are_built_once_and_again_when_the_code_or_the_country_changes(
     db, snapshot, units = store
     assert register_keys.ensure_unit_keys(db, snapshot, "BE") == len(units)
     assert register_keys.ensure_unit_keys(db, snapshot, "BE") == 0
-    register_keys.prepare_units(db, snapshot, [(1, units[0]["unit_id"])], "BE")
+    register_keys.prepare_units(db, snapshot, [1], "BE")
     assert db.conn.execute("SELECT count(*) FROM register_unit_records").fetchone()[0] == 1
     monkeypatch.setattr(register_keys, "code_fingerprint", lambda: "another-normaliser")
     assert register_keys.ensure_unit_keys(db, snapshot, "BE") == len(units)
@@ -145,12 +145,13 @@ def test_prepared_units_are_read_back_instead_of_prepared_again(store) -> None:
     register_keys.ensure_unit_keys(db, snapshot, "BE")
     todo = [tuple(r) for r in db.conn.execute(
         "SELECT id, unit_id FROM register_unit_keys ORDER BY id DESC LIMIT 40")]
-    first = register_keys.prepare_units(db, snapshot, todo, "BE")
+    first = register_keys.prepare_units(db, snapshot, [pos for pos, _uid in todo], "BE")
 
     def refuse(ids):
         raise AssertionError(f"prepared again: {ids[:3]}")
 
-    again = register_keys.prepare_units(db, snapshot, todo, "BE", prepare_json=refuse)
+    again = register_keys.prepare_units(db, snapshot, [pos for pos, _uid in todo], "BE",
+                                        prepare_json=refuse)
     assert again == first
     rows = {u["unit_id"]: u for u in units}
     geocodes = _trusted(db)
