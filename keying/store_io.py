@@ -198,31 +198,14 @@ def prepare_in_parallel(db: sqlite_utils.Database, snapshot_id: int, unit_ids: S
 
 
 PARALLEL_MIN_PAIRS = 20_000  # below this, comparing in one process is quicker
+COMPARE_SLICES = 64  # slices of the places, taken in turn by the comparing processes
 
 
-def _compare_slice(task: tuple[int, int]) -> Any:
-    """Comparisons of the places lo..hi-1 as plain rows; (-1, -1): the random pairs."""
-    lo, hi = task
-    places, cands, config = _SHARED["places"], _SHARED["cands"], _SHARED["config"]
-    if lo < 0:
-        return random_gamma(places, cands.sample, config)
-    done = compare_places(places, cands, config, range(lo, hi))
-    return [[comparison_row(places[i], cands.units[j], c)
-             for (j, _mask), c in zip(cands.pairs[i], comps, strict=True)]
-            for i, comps in zip(range(lo, hi), done, strict=True)]
-
-
-def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
-                        config: KeyingConfig) -> Compared | None:
-    """Every candidate pair and the random pairs compared by several processes (None
-    when one is quicker): the same comparisons `key_places` would make itself."""
-    workers = _workers(config)
-    total = cands.pair_count
-    if workers < 2 or total < PARALLEL_MIN_PAIRS or not can_fork():
-        return None
-    # slices of places with about the same number of pairs; the random pairs first, so
-    # that they are done while the parent reads the first slices back
-    per_slice = total // (workers * SLICES_PER_WORKER) + 1
+def _compare_tasks(places: Sequence[PlaceRecord], cands: CandidateSet,
+                   slices: int) -> list[tuple[int, int]]:
+    """The random pairs (-1, -1) first, then slices of places with about the same number
+    of candidate pairs."""
+    per_slice = cands.pair_count // slices + 1
     tasks: list[tuple[int, int]] = [(-1, -1)]
     lo, acc = 0, 0
     for i, pairs in enumerate(cands.pairs):
@@ -232,17 +215,70 @@ def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
             lo, acc = i + 1, 0
     if lo < len(places):
         tasks.append((lo, len(places)))
-    _SHARED.update(places=places, cands=cands, config=config)
-    compared: list[list[Any]] = []
+    return tasks
+
+
+def _take_tasks(as_rows: bool) -> dict[int, Any]:
+    """Compare task after task, each taken from the shared counter, until none is left:
+    {task number: random pairs' levels, or per place its comparisons (as plain rows when
+    they go to another process)}."""
+    places, cands, config = _SHARED["places"], _SHARED["cands"], _SHARED["config"]
+    tasks, counter = _SHARED["tasks"], _SHARED["counter"]
+    done: dict[int, Any] = {}
+    while True:
+        with counter.get_lock():
+            k = counter.value
+            counter.value += 1
+        if k >= len(tasks):
+            return done
+        lo, hi = tasks[k]
+        if lo < 0:
+            done[k] = random_gamma(places, cands.sample, config)
+            continue
+        compared = compare_places(places, cands, config, range(lo, hi))
+        done[k] = [[comparison_row(places[i], cands.units[j], c)
+                    for (j, _mask), c in zip(cands.pairs[i], comps, strict=True)]
+                   for i, comps in zip(range(lo, hi), compared, strict=True)] \
+            if as_rows else compared
+
+
+def _other_process_tasks(_: int) -> dict[int, Any]:
+    return _take_tasks(as_rows=True)
+
+
+def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
+                        config: KeyingConfig) -> Compared | None:
+    """Every candidate pair and the random pairs compared by several processes (None
+    when one is quicker): the same comparisons `key_places` would make itself.
+
+    This process and `workers - 1` others take slices of the work in turn from a shared
+    counter until none is left, so that each does as much as its speed allows (a forked
+    process runs slower while it copies the pages it writes to, and a core may be busy);
+    what this process compares itself need not travel back."""
+    workers = _workers(config)
+    if workers < 2 or cands.pair_count < PARALLEL_MIN_PAIRS or not can_fork():
+        return None
+    context = multiprocessing.get_context("fork")
+    tasks = _compare_tasks(places, cands, COMPARE_SLICES)
+    _SHARED.update(places=places, cands=cands, config=config, tasks=tasks,
+                   counter=context.Value("i", 0))
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.imap(_compare_slice, tasks)
-            random_levels = next(results)
-            for rows in results:  # in task order; kept as rows, a Comparison is only made
-                compared.extend(rows)  # for the pairs that are explained
+        with context.Pool(workers - 1) as pool:
+            others = pool.map_async(_other_process_tasks, range(workers - 1))
+            done = _take_tasks(as_rows=False)
+            for part in others.get():
+                done.update(part)
     finally:
         _SHARED.clear()
-    return Compared(compared, random_levels)
+    return _assembled(done, len(tasks))
+
+
+def _assembled(done: Mapping[int, Any], tasks: int) -> Compared:
+    """The results of `_take_tasks`, from every process, in place order."""
+    compared: list[list[Any]] = []
+    for k in range(1, tasks):
+        compared.extend(done[k])
+    return Compared(compared, done[0])
 
 
 def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> Labels | None:

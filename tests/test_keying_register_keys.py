@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -212,4 +213,15 @@ def test_comparisons_made_by_two_processes_decide_exactly_as_one_process(
     split, alone = key_places(places, cands, config, None, compared), \
         key_places(places, cands, config)
     assert split.decisions == alone.decisions
+    # which process takes which slice depends on timing: the plain rows another process
+    # sends back decide the same, whoever took them
+    tasks = store_io._compare_tasks(places, cands, 8)
+    store_io._SHARED.update(places=places, cands=cands, config=config, tasks=tasks,
+                            counter=multiprocessing.Value("i", 0))
+    try:
+        as_rows = store_io._assembled(store_io._take_tasks(as_rows=True), len(tasks))
+    finally:
+        store_io._SHARED.clear()
+    assert all(isinstance(row, tuple) for rows in as_rows.pairs for row in rows)
+    assert key_places(places, cands, config, None, as_rows).decisions == alone.decisions
     assert any(d.candidates for d in alone.decisions if d.outcome == "doubt")
