@@ -33,6 +33,7 @@ from horeca.normalize import (
     street_core,
     to_e164,
 )
+from horeca.store import json_text
 
 
 def _by_fields(self: Any) -> tuple[type, tuple[Any, ...]]:
@@ -507,18 +508,18 @@ def _address_values(a: Address) -> list[Any]:
 
 def unit_record_json(record: UnitRecord) -> str:
     n = record.names
-    return json.dumps([
+    return json_text.dumps([
         record.unit_id, record.enterprise_number,
         [n.display, n.full, n.informative, sorted(n.tokens), [sorted(k) for k in n.kinds]],
         [_address_values(a) for a in record.addresses],
         [_address_values(a) for a in record.seat_addresses],
         sorted(record.phones), sorted(record.domains), record.points, record.horeca,
-        record.natural_person, record.trade_name_known], ensure_ascii=False)
+        record.natural_person, record.trade_name_known])
 
 
 def unit_record_from_json(text: str) -> UnitRecord:
     """The inverse of `unit_record_json`: an equal record."""
-    return _unit_record(json.loads(text))
+    return _unit_record(json_text.loads(text))
 
 
 def unit_records_from_json(texts: Sequence[str]) -> list[UnitRecord]:
@@ -526,7 +527,7 @@ def unit_records_from_json(texts: Sequence[str]) -> list[UnitRecord]:
     the parser instead of one per record)."""
     if not texts:
         return []
-    return [_unit_record(values) for values in json.loads("[" + ",".join(texts) + "]")]
+    return [_unit_record(values) for values in json_text.loads("[" + ",".join(texts) + "]")]
 
 
 def _unit_record(values: list[Any]) -> UnitRecord:

@@ -10,7 +10,6 @@ engine).
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import resource
@@ -53,6 +52,7 @@ from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
 from horeca.store import insert_rows, transaction
+from horeca.store.json_text import dumps
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -297,16 +297,15 @@ def review_labels(db: sqlite_utils.Database, places: Sequence[PlaceRecord]) -> L
 def result_rows(run: KeyingRun, places: Sequence[PlaceRecord], snapshot_id: int,
                 run_id: int | None) -> tuple[list[dict], list[dict]]:
     """`places` and `keying_results` rows of a run."""
-    place_rows = [{"id": p.id, "run_id": run_id, "listing_ids": json.dumps(list(p.listing_ids)),
+    place_rows = [{"id": p.id, "run_id": run_id, "listing_ids": dumps(list(p.listing_ids)),
                    "name": p.names.display[0] if p.names.display else None,
-                   "evidence": json.dumps(p.evidence, ensure_ascii=False, default=str)}
+                   "evidence": dumps(p.evidence)}
                   for p in places]
     result = [{"place_id": d.place_id, "run_id": run_id, "snapshot_id": snapshot_id,
                "outcome": d.outcome, "unit_id": d.unit_id,
                "score": None if d.score is None else round(d.score, 6), "grades": d.grades,
-               "candidates": json.dumps(d.candidates, ensure_ascii=False),
-               "reason": d.reason,
-               "candidate_units": json.dumps(run.candidates_of.get(d.place_id, []))}
+               "candidates": dumps(d.candidates), "reason": d.reason,
+               "candidate_units": dumps(run.candidates_of.get(d.place_id, []))}
               for d in run.decisions]
     return place_rows, result
 
