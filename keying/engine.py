@@ -274,17 +274,21 @@ def _format_address(a: Address | None) -> str:
 def explain_pair(place: PlaceRecord, unit: UnitRecord, model: FSModel, config: KeyingConfig,
                  *, probability: float | None = None, mask: int = 0,
                  shared: Mapping[str, int] | None = None,
-                 comparison: Comparison | None = None) -> dict[str, Any]:
+                 comparison: Comparison | None = None,
+                 level_bits: Mapping[str, Sequence[float]] | None = None) -> dict[str, Any]:
     """One candidate as stored in `keying_results.candidates`: who, grades, and the
     waterfall of weights that adds up to its score. `shared` says how many register units
     carry the agreeing value of a field (a chain's name, a building's address);
     `probability` is the candidate's share after competing with the place's other
-    candidates (without it, the candidate is taken alone)."""
+    candidates (without it, the candidate is taken alone); `level_bits` is
+    `model.level_bits()`, for callers explaining many pairs."""
     c = comparison or compare(place, unit, config.grades)
     shared = dict(shared or {})
     size = max(1, model.register_size)
     model_levels = c.model_levels
-    weights = {f: round(model.weight(f, lv, shared[f] / size if f in shared else None), 3)
+    table = level_bits or model.level_bits()
+    weights = {f: round(0.0 if lv == MISSING else model.weight(f, lv, shared[f] / size)
+                        if f in shared else table[f][lv], 3)
                for f, lv in zip(FIELDS, model_levels, strict=True)}
     prior = model.prior_bits
     bits = prior + sum(weights.values())
@@ -427,6 +431,10 @@ class _Decider:
     config: KeyingConfig
     taken: dict[int, int]
     forced: Mapping[str, str]
+    level_bits: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.level_bits = self.model.level_bits()
 
     def _explain(self, i: int, p: _Pair, probability: float | None) -> dict[str, Any]:
         place, unit = self.places[i], self.units[p.unit]
@@ -434,7 +442,8 @@ class _Decider:
         if comparison is None and p.row is not None:
             comparison = comparison_from_row(place, unit, p.row)
         return explain_pair(place, unit, self.model, self.config, probability=probability,
-                            mask=p.mask, shared=p.shared, comparison=comparison)
+                            mask=p.mask, shared=p.shared, comparison=comparison,
+                            level_bits=self.level_bits)
 
     def decide(self, i: int) -> Decision:
         place, ps = self.places[i], self.pairs[i]

@@ -88,6 +88,13 @@ class FSModel:
             else self.u[field_name][level]
         return float(math.log2(self.m[field_name][level] / u))
 
+    def level_bits(self) -> dict[str, tuple[float, ...]]:
+        """`weight` of every level of every field, without term frequencies: a table for
+        code that weighs many pairs one at a time."""
+        return {f: tuple(math.log2(m / u) for m, u in zip(self.m[f].tolist(), self.u[f].tolist(),
+                                                           strict=True))
+                for f in self.m}
+
     def as_dict(self) -> dict:
         """For the run record and the methodology page: every m, u and weight."""
         out: dict = {"prior": round(self.prior, 6), "register_size": self.register_size,
