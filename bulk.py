@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import multiprocessing
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -24,3 +28,46 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+# What the forked processes of `in_turn` run: inherited by fork, never pickled.
+_IN_TURN: dict[str, Any] = {}
+
+
+def in_turn(tasks: int, work: Callable[[int, bool], None], collect: Callable[[], T], *,
+            processes: int) -> list[T]:
+    """Tasks 0 .. tasks-1 done by this process and `processes - 1` forked ones together:
+    each takes the next task from a shared counter until none is left, so each does as
+    much as its speed allows (a forked process runs slower while it copies the memory
+    pages it writes to, and the other core may be busy), and this process, which would
+    otherwise only wait, works too.
+
+    `work(k, here)` does task k, keeping its result in the process (`here`: in this
+    process, whose results need not be sent anywhere). Once no task is left, each process
+    returns `collect()`: a list of them, this process's first, the others' pickled back.
+    Without fork (or with one process) this process does every task.
+    """
+    if processes < 2 or tasks < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for k in range(tasks):
+            work(k, True)
+        return [collect()]
+    context = multiprocessing.get_context("fork")
+    _IN_TURN.update(tasks=tasks, work=work, collect=collect, counter=context.Value("i", 0))
+    try:
+        with context.Pool(processes - 1) as pool:
+            others = pool.map_async(_take_in_turn, [False] * (processes - 1))
+            mine = _take_in_turn(True)
+            return [mine, *others.get()]
+    finally:
+        _IN_TURN.clear()
+
+
+def _take_in_turn(here: bool) -> Any:
+    tasks, work, counter = _IN_TURN["tasks"], _IN_TURN["work"], _IN_TURN["counter"]
+    while True:
+        with counter.get_lock():
+            k = counter.value
+            counter.value += 1
+        if k >= tasks:
+            return _IN_TURN["collect"]()
+        work(k, here)

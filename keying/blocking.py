@@ -569,6 +569,23 @@ class Blocker:
             cached = self._keeps = np.array(self.near_keep, dtype=np.int64)
         return cached
 
+    # ------------------------------------------------------------------ parallel scans
+
+    def partial(self) -> dict[str, Any]:
+        """What the units offered here hit, to be added to another process's blocker
+        over the same places (`absorb`)."""
+        return {"hits": self._hits, "local_hits": self._local_hits, "near": self.near,
+                "scanned": self.scanned, "sample": self.sample}
+
+    def absorb(self, part: Mapping[str, Any]) -> None:
+        """Add another process's `partial()` scan of other units, as if offered here: the
+        same candidates, whichever process offered which units."""
+        self._hits.extend(part["hits"])
+        self._local_hits.extend(part["local_hits"])
+        self.near = self._nearest(_concat([self.near, part["near"]]))
+        self.scanned += part["scanned"]
+        self.sample = sorted([*self.sample, *part["sample"]])[:self.sample_size]
+
     def _buckets(self) -> dict[str, dict[Any, list[int] | None]]:
         """kind -> key -> the positions of the units filed under it, in register order;
         None for a key shared by more units than its kind's limit."""

@@ -75,9 +75,14 @@ def db_file(db: sqlite_utils.Database) -> str | None:
     return row[2] if row and row[2] else None
 
 
+def connect_read_only(path: str) -> sqlite3.Connection:
+    """A worker process's own connection to the store, read-only."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
 def read_only(path: str) -> contextlib.closing[sqlite3.Connection]:
-    """A worker process's own connection to the store, read-only, closed on leaving."""
-    return contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    """`connect_read_only`, closed on leaving."""
+    return contextlib.closing(connect_read_only(path))
 
 
 def can_fork() -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
-from horeca.bulk import collector_paused
+from horeca.bulk import collector_paused, in_turn
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet
 from horeca.keying.compare import comparison_row
@@ -40,6 +41,7 @@ from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing
 from horeca.keying.register_keys import (
     TRUSTED_POSITION,
     can_fork,
+    connect_read_only,
     db_file,
     ensure_unit_keys,
     id_range,
@@ -134,7 +136,8 @@ def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
 # Parallel work: the places and settings reach the worker processes by fork, not pickle.
 _SHARED: dict[str, Any] = {}
 SLICES_PER_WORKER = 16
-SCAN_BATCH = 50_000  # register units offered to the blocker at a time
+SCAN_BATCH = 16_384  # register units offered to the blocker at a time (a task of a scan)
+PARALLEL_MIN_UNITS = 100_000  # a smaller register is scanned in one process
 
 
 def _workers(config: KeyingConfig) -> int:
@@ -145,18 +148,35 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
                   config: KeyingConfig, total_units: int,
                   progress: Progress | None = None,
                   known: Mapping[str, str] | None = None) -> CandidateSet:
-    """Blocking over the snapshot's stored keys (see register_keys.py), in batches of
-    units; the units chosen are prepared in several processes (`[keying.blocking]
-    workers`) when there are many."""
+    """Blocking over the snapshot's stored keys (see register_keys.py), batch by batch of
+    units; a large register is scanned by `[keying.blocking] workers` processes in turn
+    (`bulk.in_turn`), with the same candidates. The units chosen are prepared in several
+    processes too when there are many."""
     workers = _workers(config)
     blocker = Blocker(places, config.blocking, config.country,
                       sample_size=config.scoring.sample_units, seed=config.scoring.seed,
                       known=known)
     lo, hi = id_range(db, snapshot_id) or (0, -1)
-    for first in range(lo, hi + 1, SCAN_BATCH):
-        offer_keys(blocker, db, snapshot_id, (first, min(hi, first + SCAN_BATCH - 1)))
-        if progress:
-            progress("register", min(total_units, blocker.scanned), total_units)
+    batches = [(first, min(hi, first + SCAN_BATCH - 1)) for first in range(lo, hi + 1, SCAN_BATCH)]
+    path = db_file(db)
+    own: dict[str, sqlite3.Connection] = {}  # a forked process's own connection
+
+    def work(k: int, here: bool) -> None:
+        conn = db.conn if here else own.get("conn") or own.setdefault(
+            "conn", connect_read_only(str(path)))
+        offer_keys(blocker, conn, snapshot_id, batches[k])
+        if here and progress:
+            progress("register", min(total_units, (k + 1) * SCAN_BATCH), total_units)
+
+    def collect() -> dict[str, Any]:
+        if "conn" in own:
+            own.pop("conn").close()
+        return blocker.partial()
+
+    parallel = workers > 1 and total_units >= PARALLEL_MIN_UNITS and path is not None
+    for part in in_turn(len(batches), work, collect,
+                        processes=workers if parallel else 1)[1:]:
+        blocker.absorb(part)
 
     def prepare(positions: Sequence[int]) -> list[UnitRecord]:
         return prepare_units(db, snapshot_id, positions, config.country,
@@ -218,59 +238,40 @@ def _compare_tasks(places: Sequence[PlaceRecord], cands: CandidateSet,
     return tasks
 
 
-def _take_tasks(as_rows: bool) -> dict[int, Any]:
-    """Compare task after task, each taken from the shared counter, until none is left:
-    {task number: random pairs' levels, or per place its comparisons (as plain rows when
-    they go to another process)}."""
-    places, cands, config = _SHARED["places"], _SHARED["cands"], _SHARED["config"]
-    tasks, counter = _SHARED["tasks"], _SHARED["counter"]
-    done: dict[int, Any] = {}
-    while True:
-        with counter.get_lock():
-            k = counter.value
-            counter.value += 1
-        if k >= len(tasks):
-            return done
-        lo, hi = tasks[k]
-        if lo < 0:
-            done[k] = random_gamma(places, cands.sample, config)
-            continue
-        compared = compare_places(places, cands, config, range(lo, hi))
-        done[k] = [[comparison_row(places[i], cands.units[j], c)
-                    for (j, _mask), c in zip(cands.pairs[i], comps, strict=True)]
-                   for i, comps in zip(range(lo, hi), compared, strict=True)] \
-            if as_rows else compared
-
-
-def _other_process_tasks(_: int) -> dict[int, Any]:
-    return _take_tasks(as_rows=True)
+def _compare_task(places: Sequence[PlaceRecord], cands: CandidateSet, config: KeyingConfig,
+                  task: tuple[int, int], as_rows: bool) -> Any:
+    """The random pairs' levels (task (-1, -1)), or per place of the slice its
+    comparisons, as plain rows when they go to another process."""
+    lo, hi = task
+    if lo < 0:
+        return random_gamma(places, cands.sample, config)
+    compared = compare_places(places, cands, config, range(lo, hi))
+    if not as_rows:
+        return compared
+    return [[comparison_row(places[i], cands.units[j], c)
+             for (j, _mask), c in zip(cands.pairs[i], comps, strict=True)]
+            for i, comps in zip(range(lo, hi), compared, strict=True)]
 
 
 def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
                         config: KeyingConfig) -> Compared | None:
-    """Every candidate pair and the random pairs compared by several processes (None
-    when one is quicker): the same comparisons `key_places` would make itself.
-
-    This process and `workers - 1` others take slices of the work in turn from a shared
-    counter until none is left, so that each does as much as its speed allows (a forked
-    process runs slower while it copies the pages it writes to, and a core may be busy);
-    what this process compares itself need not travel back."""
+    """Every candidate pair and the random pairs compared by several processes, slice by
+    slice in turn (`bulk.in_turn`), this one too (None when one process is quicker): the
+    same comparisons `key_places` would make itself. What this process compares need
+    not travel back, and stays a `Comparison`."""
     workers = _workers(config)
     if workers < 2 or cands.pair_count < PARALLEL_MIN_PAIRS or not can_fork():
         return None
-    context = multiprocessing.get_context("fork")
     tasks = _compare_tasks(places, cands, COMPARE_SLICES)
-    _SHARED.update(places=places, cands=cands, config=config, tasks=tasks,
-                   counter=context.Value("i", 0))
-    try:
-        with context.Pool(workers - 1) as pool:
-            others = pool.map_async(_other_process_tasks, range(workers - 1))
-            done = _take_tasks(as_rows=False)
-            for part in others.get():
-                done.update(part)
-    finally:
-        _SHARED.clear()
-    return _assembled(done, len(tasks))
+    done: dict[int, Any] = {}
+
+    def work(k: int, here: bool) -> None:
+        done[k] = _compare_task(places, cands, config, tasks[k], as_rows=not here)
+
+    merged: dict[int, Any] = {}
+    for part in in_turn(len(tasks), work, lambda: done, processes=workers):
+        merged.update(part)
+    return _assembled(merged, len(tasks))
 
 
 def _assembled(done: Mapping[int, Any], tasks: int) -> Compared:

@@ -1,12 +1,15 @@
-"""Bulk runs pause the cyclic garbage collector and always hand it back as they found it."""
+"""Bulk runs pause the cyclic garbage collector and always hand it back as they found it;
+tasks taken in turn by several processes are each done once."""
 
 from __future__ import annotations
 
 import gc
+import os
+import time
 
 import pytest
 
-from horeca.bulk import collector_paused
+from horeca.bulk import collector_paused, in_turn
 
 
 def test_collector_is_paused_inside_and_restored_after_an_error() -> None:
@@ -25,3 +28,28 @@ def test_collector_left_off_by_the_caller_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def _tasks_done(processes: int, tasks: int = 40, pause: float = 0.02) -> list[list[tuple]]:
+    done: list[tuple[int, bool, int]] = []
+
+    def work(k: int, here: bool) -> None:
+        time.sleep(pause)  # long enough that the forked process starts and takes some
+        done.append((k, here, os.getpid()))
+
+    return in_turn(tasks, work, lambda: done, processes=processes)
+
+
+def test_tasks_taken_in_turn_are_each_done_once_by_this_process_and_a_forked_one() -> None:
+    parts = _tasks_done(processes=2)
+    assert len(parts) == 2
+    tasks = sorted(k for part in parts for k, _here, _pid in part)
+    assert tasks == list(range(40))
+    mine, other = parts
+    assert mine and all(here and pid == os.getpid() for _k, here, pid in mine)
+    assert other and all(not here and pid != os.getpid() for _k, here, pid in other)
+
+
+def test_with_one_process_every_task_is_done_here_in_order() -> None:
+    (part,) = _tasks_done(processes=1, tasks=5, pause=0)
+    assert part == [(k, True, os.getpid()) for k in range(5)]

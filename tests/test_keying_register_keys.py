@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -85,6 +84,7 @@ def test_the_stored_keys_find_what_blocking_over_the_register_rows_finds(
         store, world, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
     db, snapshot, units = store
     monkeypatch.setattr(store_io, "SCAN_BATCH", 37)  # many batches even for this register
+    monkeypatch.setattr(store_io, "PARALLEL_MIN_UNITS", 0)  # and taken in turn by two
     monkeypatch.setattr(store_io, "PARALLEL_MIN_PREPARE", 0)
     config = dataclasses.replace(DEFAULT_CONFIG, blocking=dataclasses.replace(
         DEFAULT_CONFIG.blocking, workers=workers))
@@ -216,12 +216,8 @@ def test_comparisons_made_by_two_processes_decide_exactly_as_one_process(
     # which process takes which slice depends on timing: the plain rows another process
     # sends back decide the same, whoever took them
     tasks = store_io._compare_tasks(places, cands, 8)
-    store_io._SHARED.update(places=places, cands=cands, config=config, tasks=tasks,
-                            counter=multiprocessing.Value("i", 0))
-    try:
-        as_rows = store_io._assembled(store_io._take_tasks(as_rows=True), len(tasks))
-    finally:
-        store_io._SHARED.clear()
+    as_rows = store_io._assembled({k: store_io._compare_task(places, cands, config, task, True)
+                                   for k, task in enumerate(tasks)}, len(tasks))
     assert all(isinstance(row, tuple) for rows in as_rows.pairs for row in rows)
     assert key_places(places, cands, config, None, as_rows).decisions == alone.decisions
     assert any(d.candidates for d in alone.decisions if d.outcome == "doubt")
