@@ -76,7 +76,7 @@ class BlockingConfig:
     max_units_per_local_token: int = 20   # a name token within one postcode
     min_token_length: int = 3
     max_candidates_per_place: int = 400
-    workers: int = 2                      # processes preparing and comparing (0: all CPUs)
+    workers: int = 2                      # processes scanning and comparing (0: all CPUs)
 
 
 @dataclass(frozen=True)
