@@ -57,17 +57,20 @@ def in_turn(tasks: int, work: Callable[[int, bool], None], collect: Callable[[],
         with context.Pool(processes - 1) as pool:
             others = pool.map_async(_take_in_turn, [False] * (processes - 1))
             mine = _take_in_turn(True)
-            return [mine, *others.get()]
+            return [mine[1], *(part for collected, part in others.get() if collected)]
     finally:
         _IN_TURN.clear()
 
 
-def _take_in_turn(here: bool) -> Any:
+def _take_in_turn(here: bool) -> tuple[bool, Any]:
+    """(True, what `collect` returns) once no task is left; (False, None) when this
+    process has already returned it (a pool process may be handed two turns)."""
     tasks, work, counter = _IN_TURN["tasks"], _IN_TURN["work"], _IN_TURN["counter"]
     while True:
         with counter.get_lock():
             k = counter.value
             counter.value += 1
         if k >= tasks:
-            return _IN_TURN["collect"]()
+            collect = _IN_TURN.pop("collect", None)
+            return (False, None) if collect is None else (True, collect())
         work(k, here)

@@ -53,3 +53,20 @@ def test_tasks_taken_in_turn_are_each_done_once_by_this_process_and_a_forked_one
 def test_with_one_process_every_task_is_done_here_in_order() -> None:
     (part,) = _tasks_done(processes=1, tasks=5, pause=0)
     assert part == [(k, True, os.getpid()) for k in range(5)]
+
+
+def test_a_pool_process_handed_two_turns_reports_once() -> None:
+    # A pool does not promise one turn per process: a process that is handed a second
+    # turn finds no task left and must not report its results a second time.
+    import multiprocessing
+
+    from horeca import bulk
+
+    done: list[int] = []
+    bulk._IN_TURN.update(tasks=3, work=lambda k, here: done.append(k), collect=lambda: done,
+                         counter=multiprocessing.Value("i", 0))
+    try:
+        assert bulk._take_in_turn(False) == (True, [0, 1, 2])
+        assert bulk._take_in_turn(False) == (False, None)
+    finally:
+        bulk._IN_TURN.clear()
