@@ -79,7 +79,7 @@ def _trusted(db) -> dict[str, dict[str, float]]:
         "SELECT entity_id, lat, lon FROM entity_geocodes WHERE precision = 'house_number'")}
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, 2, 3])
 def test_the_stored_keys_find_what_blocking_over_the_register_rows_finds(
         store, world, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
     db, snapshot, units = store
