@@ -120,8 +120,8 @@ def _numbers(lo: int | None, hi: int | None) -> list[int]:
 # every keying run: one string, keys separated by tabs, each a one-letter kind and a value,
 # and each key's 64-bit hash (`key_hashes`). The place side encodes and hashes its keys the
 # same way (`_encoded`), so the hits of a batch of units are one numpy membership test (see
-# `Blocker.offer_batch`). Stored keys are rebuilt whenever this module's source (or a normaliser's)
-# changes: see `register_keys.code_fingerprint`.
+# `Blocker.offer_batch`). Stored keys are rebuilt whenever this module's source (or a
+# normaliser's) changes: see `register_keys.code_fingerprint`.
 
 KEY_SEP = "\t"
 _PREFIX = {"vat": "v", "verdict": "#", "phone": "p", "domain": "d", "address": "a",
@@ -533,6 +533,8 @@ class Blocker:
         found = (owner[within], d2[within], upos[uidx[within]])
         self.near = self._nearest(_concat([self.near, found]))
         owner, d2, _pos = self.near
+        if not len(owner):
+            return  # no place keeps any neighbour (`max_nearest` = 0)
         last = np.flatnonzero(np.r_[owner[1:] != owner[:-1], True])  # each place's farthest
         full = np.diff(np.r_[-1, last]) >= self._keep_array()[owner[last]]
         self._near_bound[owner[last[full]]] = d2[last[full]]

@@ -104,3 +104,16 @@ def test_the_generated_registers_make_keys_too_common_and_local_keys() -> None:
     assert cands.stats["local"]["dropped_common_keys"] >= 1
     few = block(PLACES, register[:2], BLOCKING, sample_size=0)
     assert few.stats["local"]["keys"] >= 1 and few.stats["local"]["pairs"] >= 1
+
+
+def test_no_neighbours_kept_when_the_settings_keep_none() -> None:
+    register = [{"unit_id": f"u{k}", "names": json.dumps([{"name": f"Other {k}"}]),
+                 "lat": 50.8466, "lon": 4.3528} for k in range(5)]
+    places = consolidate([prepare_listing(
+        {"id": "gusto:9", "source": "gusto", "source_id": "9", "name": "Chez Nous",
+         "street": None, "house_number": None, "postcode": None, "phone": None,
+         "lat": 50.8466, "lon": 4.3528})], DEFAULT_CONFIG.consolidation)
+    none = replace(BLOCKING, max_nearest=0, max_nearest_with_address=0)
+    assert block(places, register, none, sample_size=0).pairs == [[]]
+    some = block(places, register, BLOCKING, sample_size=0)
+    assert len(some.pairs[0]) == 5
