@@ -80,6 +80,29 @@ def connect_read_only(path: str) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
+class ProcessConnection:
+    """A connection to the store for work done in turn by this process and forked ones
+    (`bulk.in_turn`): the store's own connection here, and in a forked process a read-only
+    one of its own (an SQLite connection must not be used across a fork)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self.path = db_file(db)
+        self._own: sqlite3.Connection | None = None
+
+    def get(self, here: bool) -> sqlite3.Connection:
+        if here:
+            return self.db.conn
+        if self._own is None:
+            self._own = connect_read_only(str(self.path))
+        return self._own
+
+    def close_own(self) -> None:
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+
 def read_only(path: str) -> contextlib.closing[sqlite3.Connection]:
     """`connect_read_only`, closed on leaving."""
     return contextlib.closing(connect_read_only(path))

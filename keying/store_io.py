@@ -10,10 +10,8 @@ engine).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import resource
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,15 +38,14 @@ from horeca.keying.engine import (
 from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing
 from horeca.keying.register_keys import (
     TRUSTED_POSITION,
+    ProcessConnection,
     can_fork,
-    connect_read_only,
     db_file,
     ensure_unit_keys,
     id_range,
     offer_keys,
     prepare_units,
     prepared_json,
-    read_only,
 )
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
@@ -133,9 +130,6 @@ def active_snapshot_id(db: sqlite_utils.Database, region_key: str) -> int:
     return int(row[0])
 
 
-# Parallel work: the places and settings reach the worker processes by fork, not pickle.
-_SHARED: dict[str, Any] = {}
-SLICES_PER_WORKER = 16
 SCAN_BATCH = 16_384  # register units offered to the blocker at a time (a task of a scan)
 PARALLEL_MIN_UNITS = 100_000  # a smaller register is scanned in one process
 
@@ -158,22 +152,18 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
                       known=known)
     lo, hi = id_range(db, snapshot_id) or (0, -1)
     batches = [(first, min(hi, first + SCAN_BATCH - 1)) for first in range(lo, hi + 1, SCAN_BATCH)]
-    path = db_file(db)
-    own: dict[str, sqlite3.Connection] = {}  # a forked process's own connection
+    conn = ProcessConnection(db)
 
     def work(k: int, here: bool) -> None:
-        conn = db.conn if here else own.get("conn") or own.setdefault(
-            "conn", connect_read_only(str(path)))
-        offer_keys(blocker, conn, snapshot_id, batches[k])
+        offer_keys(blocker, conn.get(here), snapshot_id, batches[k])
         if here and progress:
             progress("register", min(total_units, (k + 1) * SCAN_BATCH), total_units)
 
     def collect() -> dict[str, Any]:
-        if "conn" in own:
-            own.pop("conn").close()
+        conn.close_own()
         return blocker.partial()
 
-    parallel = workers > 1 and total_units >= PARALLEL_MIN_UNITS and path is not None
+    parallel = workers > 1 and total_units >= PARALLEL_MIN_UNITS and conn.path is not None
     for part in in_turn(len(batches), work, collect,
                         processes=workers if parallel else 1)[1:]:
         blocker.absorb(part)
@@ -188,33 +178,32 @@ def scan_register(db: sqlite_utils.Database, snapshot_id: int, places: Sequence[
 
 
 PARALLEL_MIN_PREPARE = 5_000  # units; fewer are prepared in this process
-
-
-def _prepare_slice(task: tuple[int, int]) -> list[str]:
-    lo, hi = task
-    path, snapshot_id = _SHARED["path"], _SHARED["snapshot"]
-    with read_only(path) as conn:
-        return prepared_json(conn, snapshot_id, _SHARED["ids"][lo:hi], _SHARED["country"])
+PREPARE_SLICES = 32  # slices of the units, taken in turn by the preparing processes
 
 
 def prepare_in_parallel(db: sqlite_utils.Database, snapshot_id: int, unit_ids: Sequence[str],
                         *, country: str, workers: int) -> list[str]:
     """Units prepared for comparison (as JSON, see `register_keys.prepared_json`) by
-    several processes, in order."""
-    path = db_file(db)
-    if workers < 2 or len(unit_ids) < PARALLEL_MIN_PREPARE or not path or not can_fork():
+    several processes, slice by slice in turn (`bulk.in_turn`), in order."""
+    if workers < 2 or len(unit_ids) < PARALLEL_MIN_PREPARE or not db_file(db):
         return prepared_json(db, snapshot_id, unit_ids, country)
-    step = len(unit_ids) // (workers * SLICES_PER_WORKER) + 1
-    tasks = [(lo, min(len(unit_ids), lo + step)) for lo in range(0, len(unit_ids), step)]
-    _SHARED.update(ids=unit_ids, country=country, path=path, snapshot=snapshot_id)
-    out: list[str] = []
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for part in pool.imap(_prepare_slice, tasks):
-                out.extend(part)
-    finally:
-        _SHARED.clear()
-    return out
+    step = len(unit_ids) // PREPARE_SLICES + 1
+    slices = [(lo, min(len(unit_ids), lo + step)) for lo in range(0, len(unit_ids), step)]
+    conn = ProcessConnection(db)
+    done: dict[int, list[str]] = {}
+
+    def work(k: int, here: bool) -> None:
+        lo, hi = slices[k]
+        done[k] = prepared_json(conn.get(here), snapshot_id, unit_ids[lo:hi], country)
+
+    def collect() -> dict[int, list[str]]:
+        conn.close_own()
+        return done
+
+    merged: dict[int, list[str]] = {}
+    for part in in_turn(len(slices), work, collect, processes=workers):
+        merged.update(part)
+    return [text for k in range(len(slices)) for text in merged[k]]
 
 
 PARALLEL_MIN_PAIRS = 20_000  # below this, comparing in one process is quicker
@@ -275,7 +264,7 @@ def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
 
 
 def _assembled(done: Mapping[int, Any], tasks: int) -> Compared:
-    """The results of `_take_tasks`, from every process, in place order."""
+    """The results of `_compare_task` ({task number: result}), in place order."""
     compared: list[list[Any]] = []
     for k in range(1, tasks):
         compared.extend(done[k])
