@@ -322,7 +322,10 @@ def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
     for label in ("first run", "later run"):
         print(f"[{name}] {shown}  ({label})", flush=True)
         load_before = [round(x, 2) for x in os.getloadavg()]
+        # this machine's speed drifts from minute to minute: measured around the run
+        loop_before = reference_loop_seconds()
         proc = _run_watched(["/usr/bin/time", "-v", *command])
+        loop_after = reference_loop_seconds()
         load_after = [round(x, 2) for x in os.getloadavg()]
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
@@ -354,7 +357,8 @@ def measure(name: str, case: dict[str, Any], rebuild: bool) -> dict[str, Any]:
         "quality": {k: quality[k] for k in ("match_precision", "match_recall", "doubt_share",
                                             "no_match_precision", "blocking_recall")},
         "target": case["target"],
-        "load_average": {"before": load_before, "after": load_after}}
+        "load_average": {"before": load_before, "after": load_after},
+        "reference_loop_s": {"before": loop_before, "after": loop_after}}
     target = case["target"]
     result["met"] = figures["wall_s"] <= target["seconds"] and (
         "peak_mb" not in target or max(figures["peak_mb"], figures["tree_peak_mb"])
