@@ -327,7 +327,7 @@ class Blocker:
                        for code, word in self.index["local"]
                        if code in code_ord and word in word_ord)
         self._local_code = np.array([c for c, _key in local], dtype=np.int64)
-        self._local: list[tuple[str, str]] = [key for _c, key in local]
+        self._local: list[tuple[str, Any]] = [("local", key) for _c, key in local]
         # What the units offered so far hit: (register positions, wanted or local key ids)
         self._hits: list[tuple[np.ndarray, np.ndarray]] = []
         self._local_hits: list[tuple[np.ndarray, np.ndarray]] = []
@@ -337,7 +337,6 @@ class Blocker:
         self._near_bound = np.full(len(self.places), np.inf)
         self._near_units = 0  # units offered to `_offer_near` so far
         self.scanned = 0
-        self.token_df: dict[str, int] = {}  # units whose names hold a word (at `finish`)
         # A uniform sample of the register for random pairs: the units whose hashed id is
         # among the `sample_size` smallest (a "bottom-k" sample: the same units whatever
         # the order in which the register is offered). (hash, unit id, position), sorted.
@@ -588,11 +587,12 @@ class Blocker:
         self.scanned += part["scanned"]
         self.sample = sorted([*self.sample, *part["sample"]])[:self.sample_size]
 
-    def _buckets(self) -> dict[str, dict[Any, list[int] | None]]:
-        """kind -> key -> the positions of the units filed under it, in register order;
-        None for a key shared by more units than its kind's limit."""
+    def _buckets(self) -> tuple[dict[str, dict[Any, list[int] | None]], dict[str, int]]:
+        """kind -> key -> the positions of the units filed under it, in register order
+        (None for a key shared by more units than its kind's limit); and for each of the
+        places' name words, how many units' names hold it (counted even when too common)."""
         buckets: dict[str, dict[Any, list[int] | None]] = {k: {} for k in self.index}
-        self.token_df = {}
+        token_df: dict[str, int] = {}
         for hits, keys in ((self._hits, self._wanted), (self._local_hits, self._local)):
             if not hits:
                 continue
@@ -607,15 +607,12 @@ class Blocker:
             ids = key[starts].tolist()
             positions = pos.tolist()
             for k, first, end in zip(ids, starts, ends, strict=True):
-                if keys is self._local:
-                    kind, value = "local", keys[k]
-                else:
-                    kind, value = keys[k]
+                kind, value = keys[k]
                 if kind == "token":
-                    self.token_df[value] = end - first  # counted even when too common
+                    token_df[value] = end - first
                 too_many = end - first > self._limits[kind]
                 buckets[kind][value] = None if too_many else positions[first:end]
-        return buckets
+        return buckets, token_df
 
     # ------------------------------------------------------------------ result
 
@@ -625,7 +622,8 @@ class Blocker:
         processes (see `prepare_rows` for units held in memory)."""
         per_place: list[dict[int, int]] = [{} for _ in self.places]  # position -> mask
         stats: dict[str, dict[str, int]] = {}
-        for kind, keys in self._buckets().items():
+        buckets, token_df = self._buckets()
+        for kind, keys in buckets.items():
             used = dropped = pairs = 0
             bit = KIND_BIT[kind]
             for key, bucket in keys.items():
@@ -666,7 +664,7 @@ class Blocker:
         return CandidateSet(units=units, pairs=pairs_out,
                             units_scanned=self.scanned, stats=stats,
                             truncated_places=truncated, sample=sample,
-                            token_df=dict(self.token_df))
+                            token_df=token_df)
 
 
 # (place index, squared distance in m², position in the register) arrays

@@ -287,9 +287,15 @@ def explain_pair(place: PlaceRecord, unit: UnitRecord, model: FSModel, config: K
     size = max(1, model.register_size)
     model_levels = c.model_levels
     table = level_bits or model.level_bits()
-    weights = {f: round(0.0 if lv == MISSING else model.weight(f, lv, shared[f] / size)
-                        if f in shared else table[f][lv], 3)
-               for f, lv in zip(FIELDS, model_levels, strict=True)}
+
+    def weight(f: str, level: int) -> float:
+        if level == MISSING:
+            return 0.0
+        if f in shared:  # agreement on a value of known frequency
+            return model.weight(f, level, shared[f] / size)
+        return table[f][level]
+
+    weights = {f: round(weight(f, lv), 3) for f, lv in zip(FIELDS, model_levels, strict=True)}
     prior = model.prior_bits
     bits = prior + sum(weights.values())
     alone = 1.0 / (1.0 + 2.0 ** (-bits)) if bits > -1000 else 0.0
@@ -431,10 +437,10 @@ class _Decider:
     config: KeyingConfig
     taken: dict[int, int]
     forced: Mapping[str, str]
-    level_bits: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    level_bits: Mapping[str, Sequence[float]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.level_bits = self.model.level_bits()
+        self.level_bits = self.model.level_bits()  # the model is fit: weights are fixed
 
     def _explain(self, i: int, p: _Pair, probability: float | None) -> dict[str, Any]:
         place, unit = self.places[i], self.units[p.unit]
