@@ -30,6 +30,13 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def can_fork() -> bool:
+    """Whether this process may fork worker processes: the platform forks, and this is not
+    itself a pool's worker (multiprocessing forbids those to have children)."""
+    return ("fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)
+
+
 # What the forked processes of `in_turn` run: inherited by fork, never pickled.
 _IN_TURN: dict[str, Any] = {}
 
@@ -47,7 +54,7 @@ def in_turn(tasks: int, work: Callable[[int, bool], None], collect: Callable[[],
     returns `collect()`: a list of them, this process's first, the others' pickled back.
     Without fork (or with one process) this process does every task.
     """
-    if processes < 2 or tasks < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if processes < 2 or tasks < 2 or not can_fork():
         for k in range(tasks):
             work(k, True)
         return [collect()]

@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlite_utils
 
+from horeca.bulk import can_fork
 from horeca.geocode.gazetteer import DEFAULT_FUZZY_CUTOFF, AreaLoader, Gazetteer
 from horeca.geocode.model import (
     CACHE_COLUMNS,
@@ -39,7 +40,7 @@ from horeca.geocode.model import (
     AddressQuery,
     Answer,
 )
-from horeca.store import open_db, transaction, upsert
+from horeca.store import db_file, open_db, transaction, upsert
 from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]   # (phase, done, total)
@@ -64,18 +65,6 @@ def write_answers(db: sqlite_utils.Database, answers: Iterable[Answer]) -> int:
     # In key order, SQLite fills its index pages one after another.
     rows = sorted(a.values(stamp) for a in answers)   # the key comes first and is unique
     return upsert(db, "geocodes", rows, key="key", columns=CACHE_COLUMNS) if rows else 0
-
-
-def db_path(db: sqlite_utils.Database) -> str | None:
-    row = db.conn.execute("PRAGMA database_list").fetchone()
-    return row[2] if row and row[2] else None
-
-
-def can_fork() -> bool:
-    """Whether this process may fork a matching process (not in a daemonic worker, which
-    multiprocessing forbids to have children)."""
-    return ("fork" in multiprocessing.get_all_start_methods()
-            and not multiprocessing.current_process().daemon)
 
 
 def other_running_tasks(samples: int = 3, gap_s: float = 0.003) -> float:
@@ -134,7 +123,7 @@ class OfflineMatching:
             self._batches.append(batch)
             if not self._decided:   # a large run: worth a second process?
                 self._decided = True
-                path = db_path(self.db)
+                path = db_file(self.db)
                 if path and can_fork() and use_workers(self._workers) >= 2:
                     self._child = _MatchingProcess(path, self.fuzzy_cutoff)
             if self._child is not None:

@@ -35,6 +35,7 @@ from typing import Any
 
 import sqlite_utils
 
+from horeca.bulk import can_fork
 from horeca.keying.blocking import HASH, Blocker, unit_entry, unit_point
 from horeca.keying.records import (
     UnitRecord,
@@ -43,7 +44,7 @@ from horeca.keying.records import (
     unit_records_from_json,
     with_geocode,
 )
-from horeca.store import param_batches, source_fingerprint, transaction
+from horeca.store import db_file, param_batches, source_fingerprint, transaction
 from horeca.store.runs import now_iso
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -68,11 +69,6 @@ _SHARED: dict[str, Any] = {}
 
 def _connection(db: sqlite_utils.Database | sqlite3.Connection) -> sqlite3.Connection:
     return db.conn if isinstance(db, sqlite_utils.Database) else db
-
-
-def db_file(db: sqlite_utils.Database) -> str | None:
-    row = db.conn.execute("PRAGMA database_list").fetchone()
-    return row[2] if row and row[2] else None
 
 
 def connect_read_only(path: str) -> sqlite3.Connection:
@@ -106,10 +102,6 @@ class ProcessConnection:
 def read_only(path: str) -> contextlib.closing[sqlite3.Connection]:
     """`connect_read_only`, closed on leaving."""
     return contextlib.closing(connect_read_only(path))
-
-
-def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
 
 
 # The code whose output is stored: any change to it makes stored keys and units stale.

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from horeca.bulk import collector_paused, in_turn
+from horeca.bulk import can_fork, collector_paused, in_turn
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet
 from horeca.keying.compare import comparison_row
@@ -39,8 +39,6 @@ from horeca.keying.records import PlaceRecord, UnitRecord, prepare_listing
 from horeca.keying.register_keys import (
     TRUSTED_POSITION,
     ProcessConnection,
-    can_fork,
-    db_file,
     ensure_unit_keys,
     id_range,
     offer_keys,
@@ -50,7 +48,7 @@ from horeca.keying.register_keys import (
 from horeca.legal_gate import audit
 from horeca.normalize import normalize_postcode
 from horeca.region import Region
-from horeca.store import insert_rows, transaction
+from horeca.store import db_file, insert_rows, transaction
 from horeca.store.json_text import dumps
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

@@ -8,6 +8,7 @@ everything or nothing, even when it calls sqlite-utils helpers that open their o
 from horeca.store.db import (
     DEFAULT_DB,
     ENV_DB,
+    db_file,
     insert_rows,
     open_db,
     param_batches,
@@ -19,6 +20,6 @@ from horeca.store.fingerprint import source_fingerprint
 from horeca.store.schema import SCHEMA_VERSION
 
 __all__ = [
-    "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "insert_rows", "open_db", "param_batches",
+    "DEFAULT_DB", "ENV_DB", "SCHEMA_VERSION", "db_file", "insert_rows", "open_db", "param_batches",
     "resolve_db_path", "source_fingerprint", "transaction", "upsert",
 ]

@@ -71,6 +71,13 @@ def resolve_db_path(db: str | Path | None = None) -> Path:
     return Path(db or os.environ.get(ENV_DB) or DEFAULT_DB)
 
 
+def db_file(db: sqlite_utils.Database) -> str | None:
+    """The file of an open store (None for one in memory): what another process opens to
+    read the same store."""
+    row = db.conn.execute("PRAGMA database_list").fetchone()
+    return row[2] if row and row[2] else None
+
+
 def _is_locked(err: sqlite3.OperationalError) -> bool:
     return "locked" in str(err) or "busy" in str(err)
 

@@ -70,3 +70,13 @@ def test_a_pool_process_handed_two_turns_reports_once() -> None:
         assert bulk._take_in_turn(False) == (False, None)
     finally:
         bulk._IN_TURN.clear()
+
+
+def test_a_pool_worker_does_not_fork_workers_of_its_own() -> None:
+    import multiprocessing
+
+    from horeca.bulk import can_fork
+
+    assert can_fork()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(can_fork) is False
