@@ -35,6 +35,11 @@ from typing import Any
 
 import sqlite_utils
 
+try:  # POSIX; elsewhere index builds are not serialised between processes
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 from horeca.bulk import can_fork
 from horeca.keying.blocking import HASH, Blocker, unit_entry, unit_point
 from horeca.keying.records import (
@@ -160,10 +165,35 @@ def _rowid_slices(conn: sqlite3.Connection, snapshot_id: int,
     return [(first, min(hi, first + size - 1)) for first in range(lo, hi + 1, size)]
 
 
+@contextlib.contextmanager
+def _building(db: sqlite_utils.Database) -> Iterator[None]:
+    """Held while a snapshot's keys are written: one process at a time. A build spans many
+    transactions (other writers, a crawl say, must not wait a minute for it), so two
+    `horeca key` runs started together on a new snapshot would otherwise both write the
+    keys, interleaved. The lock is a file beside the store (as SQLite's -wal and -shm), held
+    with flock: released even when its process dies."""
+    path = db_file(db)
+    if path is None or fcntl is None:  # a store in memory is one process's alone
+        yield
+        return
+    with open(f"{path}-keying-index.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_unit_keys(db: sqlite_utils.Database, snapshot_id: int, country: str, *,
                     workers: int = 1, progress: Progress | None = None) -> int:
     """Write the keys of every unit of a snapshot (replacing any), in register order;
     returns the number of units. Several processes compute keys when `workers` > 1."""
+    with _building(db):
+        return _build_unit_keys(db, snapshot_id, country, workers=workers, progress=progress)
+
+
+def _build_unit_keys(db: sqlite_utils.Database, snapshot_id: int, country: str, *,
+                     workers: int, progress: Progress | None) -> int:
     conn = db.conn
     started = time.perf_counter()
     total = conn.execute("SELECT count(*) FROM register_units WHERE snapshot_id = ?",
@@ -230,7 +260,10 @@ def ensure_unit_keys(db: sqlite_utils.Database, snapshot_id: int, country: str, 
     drop_stale_keys(db)
     if keys_ready(db, snapshot_id, country):
         return 0
-    return build_unit_keys(db, snapshot_id, country, workers=workers, progress=progress)
+    with _building(db):
+        if keys_ready(db, snapshot_id, country):
+            return 0  # another process wrote them while this one waited
+        return _build_unit_keys(db, snapshot_id, country, workers=workers, progress=progress)
 
 
 # ----------------------------------------------------------------------------- reading

@@ -25,7 +25,7 @@ from horeca.keying.records import (
     with_geocode,
 )
 from horeca.keying.synthetic import listings_from_world, units_from_world
-from horeca.store import open_db
+from horeca.store import db_file, open_db
 from horeca.store.runs import now_iso
 
 UNIT_COLUMNS = ("unit_id", "enterprise_number", "establishment_number", "names", "street_fr",
@@ -221,3 +221,36 @@ def test_comparisons_made_by_two_processes_decide_exactly_as_one_process(
     assert all(isinstance(row, tuple) for rows in as_rows.pairs for row in rows)
     assert key_places(places, cands, config, None, as_rows).decisions == alone.decisions
     assert any(d.candidates for d in alone.decisions if d.outcome == "doubt")
+
+
+def _ensure_in_child(path: str, snapshot: int, results) -> None:
+    db = open_db(path)
+    try:
+        results.put(register_keys.ensure_unit_keys(db, snapshot, "BE"))
+    finally:
+        db.conn.close()
+
+
+def test_two_processes_indexing_one_snapshot_at_once_write_it_once(store) -> None:
+    # Two `horeca key` runs started together on a fresh import must not both write the
+    # keys: interleaved, they would file every unit twice and count every key double.
+    import multiprocessing
+
+    db, snapshot, units = store
+    path = str(db_file(db))
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    children = [context.Process(target=_ensure_in_child, args=(path, snapshot, results))
+                for _ in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0, 0]
+    assert sorted(results.get(timeout=5) for _ in children) == [0, len(units)]
+    assert db.conn.execute("SELECT count(*), count(DISTINCT unit_id) FROM register_unit_keys"
+                           ).fetchone() == (len(units), len(units))
+    assert db.conn.execute("SELECT count(*) FROM register_key_builds").fetchone()[0] == 1
+    ids = [r[0] for r in db.conn.execute("SELECT unit_id FROM register_unit_keys ORDER BY id")]
+    assert ids == [r[0] for r in db.conn.execute(
+        "SELECT unit_id FROM register_units ORDER BY rowid")]  # register order
