@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @contextmanager
@@ -67,6 +68,27 @@ def in_turn(tasks: int, work: Callable[[int, bool], None], collect: Callable[[],
             return [mine[1], *(part for collected, part in others.get() if collected)]
     finally:
         _IN_TURN.clear()
+
+
+def results_in_turn(tasks: int, work: Callable[[int, bool], R], *, processes: int,
+                    leaving: Callable[[], None] | None = None) -> list[R]:
+    """`in_turn` for tasks that each give a result: `work(k, here)`'s results, in task
+    order, whichever process did which. `leaving()`, if given, runs in each process once
+    it has no task left (to close what it opened)."""
+    done: dict[int, R] = {}
+
+    def keep(k: int, here: bool) -> None:
+        done[k] = work(k, here)
+
+    def collect() -> dict[int, R]:
+        if leaving is not None:
+            leaving()
+        return done
+
+    merged: dict[int, R] = {}
+    for part in in_turn(tasks, keep, collect, processes=processes):
+        merged.update(part)
+    return [merged[k] for k in range(tasks)]
 
 
 def _take_in_turn(here: bool) -> tuple[bool, Any]:

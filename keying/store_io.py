@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
-from horeca.bulk import can_fork, collector_paused, in_turn
+from horeca.bulk import can_fork, collector_paused, in_turn, results_in_turn
 from horeca.errors import UserError
 from horeca.keying.blocking import Blocker, CandidateSet
 from horeca.keying.compare import comparison_row
@@ -188,20 +188,13 @@ def prepare_in_parallel(db: sqlite_utils.Database, snapshot_id: int, unit_ids: S
     step = len(unit_ids) // PREPARE_SLICES + 1
     slices = [(lo, min(len(unit_ids), lo + step)) for lo in range(0, len(unit_ids), step)]
     conn = ProcessConnection(db)
-    done: dict[int, list[str]] = {}
 
-    def work(k: int, here: bool) -> None:
+    def work(k: int, here: bool) -> list[str]:
         lo, hi = slices[k]
-        done[k] = prepared_json(conn.get(here), snapshot_id, unit_ids[lo:hi], country)
+        return prepared_json(conn.get(here), snapshot_id, unit_ids[lo:hi], country)
 
-    def collect() -> dict[int, list[str]]:
-        conn.close_own()
-        return done
-
-    merged: dict[int, list[str]] = {}
-    for part in in_turn(len(slices), work, collect, processes=workers):
-        merged.update(part)
-    return [text for k in range(len(slices)) for text in merged[k]]
+    return [text for part in results_in_turn(len(slices), work, processes=workers,
+                                             leaving=conn.close_own) for text in part]
 
 
 PARALLEL_MIN_PAIRS = 20_000  # below this, comparing in one process is quicker
@@ -250,22 +243,17 @@ def compare_in_parallel(places: Sequence[PlaceRecord], cands: CandidateSet,
     if workers < 2 or cands.pair_count < PARALLEL_MIN_PAIRS or not can_fork():
         return None
     tasks = _compare_tasks(places, cands, COMPARE_SLICES)
-    done: dict[int, Any] = {}
-
-    def work(k: int, here: bool) -> None:
-        done[k] = _compare_task(places, cands, config, tasks[k], as_rows=not here)
-
-    merged: dict[int, Any] = {}
-    for part in in_turn(len(tasks), work, lambda: done, processes=workers):
-        merged.update(part)
-    return _assembled(merged, len(tasks))
+    return _assembled(results_in_turn(
+        len(tasks), lambda k, here: _compare_task(places, cands, config, tasks[k],
+                                                  as_rows=not here),
+        processes=workers))
 
 
-def _assembled(done: Mapping[int, Any], tasks: int) -> Compared:
-    """The results of `_compare_task` ({task number: result}), in place order."""
+def _assembled(done: Sequence[Any]) -> Compared:
+    """The results of `_compare_task`, in task order: the random pairs', then per place."""
     compared: list[list[Any]] = []
-    for k in range(1, tasks):
-        compared.extend(done[k])
+    for part in done[1:]:
+        compared.extend(part)
     return Compared(compared, done[0])
 
 

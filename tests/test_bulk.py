@@ -80,3 +80,15 @@ def test_a_pool_worker_does_not_fork_workers_of_its_own() -> None:
     assert can_fork()
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(can_fork) is False
+
+
+def test_results_in_turn_come_back_in_task_order_whoever_did_them() -> None:
+    from horeca.bulk import results_in_turn
+
+    def work(k: int, here: bool) -> tuple[int, int]:
+        time.sleep(0.01)
+        return k * k, os.getpid()
+
+    results = results_in_turn(30, work, processes=2)
+    assert [square for square, _pid in results] == [k * k for k in range(30)]
+    assert len({pid for _square, pid in results}) == 2

@@ -216,8 +216,8 @@ def test_comparisons_made_by_two_processes_decide_exactly_as_one_process(
     # which process takes which slice depends on timing: the plain rows another process
     # sends back decide the same, whoever took them
     tasks = store_io._compare_tasks(places, cands, 8)
-    as_rows = store_io._assembled({k: store_io._compare_task(places, cands, config, task, True)
-                                   for k, task in enumerate(tasks)}, len(tasks))
+    as_rows = store_io._assembled([store_io._compare_task(places, cands, config, task, True)
+                                   for task in tasks])
     assert all(isinstance(row, tuple) for rows in as_rows.pairs for row in rows)
     assert key_places(places, cands, config, None, as_rows).decisions == alone.decisions
     assert any(d.candidates for d in alone.decisions if d.outcome == "doubt")
